@@ -220,6 +220,7 @@ export function buildProgram(): Command {
     .option('--count <k>', 'pay at most k tokens', int('count', 1, Number.MAX_SAFE_INTEGER))
     .option('--json', 'machine-readable output')
     .action(async (o) => {
+      parseHostPort(o.node);
       const boot = readFileArg(o.boot, 'boot token');
       if (boot.length !== BOOT_TOKEN_BYTES) throw new RangeError(`boot token file ${o.boot} expected ${BOOT_TOKEN_BYTES} bytes, got ${boot.length}`);
       const tokens = readTokensFile(readFileArg(o.tokens, 'tokens').toString('utf8'));
