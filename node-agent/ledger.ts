@@ -37,29 +37,32 @@ export function grantedMibSeconds(chain: ChainState): number {
   return (2 ** chain.token.log2Length - chain.lastIndex) * chain.token.mibSecondsPerToken;
 }
 
-function openPayload(token: BootToken, index: number, value: Uint8Array): Buffer {
-  const p = Buffer.alloc(OPEN_PAYLOAD_BYTES);
+// Records are built in place inside their frame: one allocation per record.
+function openRecord(token: BootToken, index: number, value: Uint8Array): Buffer {
+  const f = Buffer.allocUnsafe(FRAME_BYTES + OPEN_PAYLOAD_BYTES);
+  const p = f.subarray(FRAME_BYTES);
   p[0] = RECORD_OPEN;
   p.set(token.bytes, 1);
   p.writeUInt32BE(index, 1 + BOOT_TOKEN_BYTES);
   p.set(value, 5 + BOOT_TOKEN_BYTES);
-  return p;
+  return seal(f);
 }
 
-function payPayload(chainId: Uint8Array, index: number, value: Uint8Array): Buffer {
-  const p = Buffer.alloc(PAY_PAYLOAD_BYTES);
+function payRecord(chainId: Uint8Array, index: number, value: Uint8Array): Buffer {
+  const f = Buffer.allocUnsafe(FRAME_BYTES + PAY_PAYLOAD_BYTES);
+  const p = f.subarray(FRAME_BYTES);
   p[0] = RECORD_PAY;
   p.set(chainId, 1);
   p.writeUInt32BE(index, 1 + CHAIN_ID_BYTES);
   p.set(value, 5 + CHAIN_ID_BYTES);
-  return p;
+  return seal(f);
 }
 
-function frame(payload: Buffer): Buffer {
-  const f = Buffer.alloc(FRAME_BYTES + payload.length);
+/** Fills in the frame header (length, CRC-32 of the payload). */
+function seal(f: Buffer): Buffer {
+  const payload = f.subarray(FRAME_BYTES);
   f.writeUInt32BE(payload.length, 0);
   f.writeUInt32BE(crc32(payload), 4);
-  payload.copy(f, FRAME_BYTES);
   return f;
 }
 
@@ -143,14 +146,14 @@ export class Ledger {
     const chainIdHex = toHex(token.chainId);
     const chain: ChainState = { token, chainIdHex, lastIndex: index, lastValue: value.slice(), openedUnix: Math.floor(Date.now() / 1000) };
     this.chains.set(chainIdHex, chain);
-    this.stage(frame(openPayload(token, index, value)));
+    this.stage(openRecord(token, index, value));
     return chain;
   }
 
   stagePay(chain: ChainState, index: number, value: Uint8Array): void {
     chain.lastIndex = index;
     chain.lastValue = value.slice();
-    this.stage(frame(payPayload(chain.token.chainId, index, value)));
+    this.stage(payRecord(chain.token.chainId, index, value));
   }
 
   private stage(record: Buffer): void {
@@ -196,7 +199,7 @@ export class Ledger {
 
 function writeCompacted(dir: string, chains: Map<string, ChainState>): void {
   const records: Buffer[] = [FILE_MAGIC];
-  for (const c of chains.values()) records.push(frame(openPayload(c.token, c.lastIndex, c.lastValue)));
+  for (const c of chains.values()) records.push(openRecord(c.token, c.lastIndex, c.lastValue));
   const path = join(dir, 'ledger.log');
   const tmp = join(dir, '.ledger.log.tmp');
   const fd = openSync(tmp, 'w', PRIVATE_FILE_MODE);

@@ -33,7 +33,7 @@ export function chainStep(
   scratch[18] = (i >>> 8) & 0xff;
   scratch[19] = i & 0xff;
   scratch.set(prev, 20);
-  return new Uint8Array(sha256(scratch));
+  return sha256(scratch); // a Buffer is a Uint8Array: no copy on the hot path
 }
 
 /** v[from + steps] from v[from]. */

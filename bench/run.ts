@@ -1,0 +1,14 @@
+// `npm run bench -- <name> [--json]`: benchmarks print tables, machine and date noted.
+import { benchTokens } from './tokens.js';
+
+const benches: Record<string, (json: boolean) => Promise<void>> = {
+  tokens: benchTokens,
+};
+
+const [name, ...rest] = process.argv.slice(2);
+const run = benches[name ?? ''];
+if (!run) {
+  console.error(`usage: npm run bench -- <${Object.keys(benches).join('|')}> [--json]`);
+  process.exit(2);
+}
+await run(rest.includes('--json'));
