@@ -114,14 +114,18 @@ if [ -f "$out/initramfs.cpio.gz" ]; then
 else
 	say "building initramfs"
 	stage=$(mktemp -d)
-	trap 'rm -rf "$stage"' EXIT
+	trap 'rm -rf "$stage" "$stage.uapi"' EXIT
 	mkdir -p "$stage"/{bin,sbin,dev,proc,sys,tmp,etc,root}
 	cp /bin/busybox "$stage/bin/busybox"
 	for a in $(/bin/busybox --list); do
 		[ "$a" = busybox ] || ln -s busybox "$stage/bin/$a"
 	done
 	if ls "$here"/helper/*.c >/dev/null 2>&1; then
-		make -s -C "$here/helper" OUT="$stage/bin" >&2 || die "in-guest helper failed to build"
+		# The helper needs the patched kernel's snapshot ioctls, nothing else from it.
+		mkdir -p "$stage.uapi/linux"
+		cp "$tree/include/uapi/linux/suspend_ioctls.h" "$stage.uapi/linux/"
+		make -s -C "$here/helper" OUT="$stage/bin" UAPI_INC="$stage.uapi" >&2 || die "in-guest helper failed to build"
+		rm -rf "$stage.uapi"
 	fi
 	install -m 0755 "$here/init" "$stage/init"
 	if [ -n "$overlay" ]; then cp -a "$overlay"/. "$stage/root/"; fi

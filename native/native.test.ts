@@ -27,7 +27,7 @@ describe('shared chain vectors', () => {
     ];
     const r = spawnSync(join(REPO_ROOT, 'native/build/mcg_core_selftest'), { input: lines.join('\n') + '\n', encoding: 'utf8' });
     expect(r.stderr).toBe('');
-    expect(r.stdout.trim()).toBe(`${lines.length + 3} passed, 0 failed`);
+    expect(r.stdout.trim()).toBe(`${lines.length + 10} passed, 0 failed`);
     expect(r.status).toBe(0);
   });
 
@@ -36,7 +36,7 @@ describe('shared chain vectors', () => {
     const wrong = v.expected.replace(/^./, (c) => (c === '0' ? '1' : '0'));
     const r = spawnSync(join(REPO_ROOT, 'native/build/mcg_core_selftest'), { input: `walk ${v.chainId} ${v.from} ${v.steps} ${v.value} ${wrong}\n`, encoding: 'utf8' });
     expect(r.status).toBe(1);
-    expect(r.stdout.trim()).toBe('3 passed, 1 failed');
+    expect(r.stdout.trim()).toBe("10 passed, 1 failed");
   });
 
   it.each(vectors.walk)('walk from $from by $steps: TS and addon agree with the vector', (v) => {

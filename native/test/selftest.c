@@ -13,6 +13,7 @@
 
 #include "mcg/chain.h"
 #include "mcg/sha256.h"
+#include "mcg/xxh64.h"
 
 static int passed, failed;
 
@@ -51,9 +52,24 @@ static void sha256_kat(const char *msg, const char *expected_hex)
 	check(memcmp(got, want, 32) == 0, msg);
 }
 
+/* Known answers from an independent XXH64 implementation (npm xxhashjs 0.2.2). */
+static void xxh64_kat(const char *msg, size_t len, uint64_t seed, uint64_t expected)
+{
+	check(mcg_xxh64(msg, len, seed) == expected, msg);
+}
+
 int main(void)
 {
+	static const char x100[] = "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx";
 	char line[1024];
+
+	xxh64_kat("", 0, 0, 0xef46db3751d8e999ULL);
+	xxh64_kat("", 0, 7, 0x95f0626f6f0a4409ULL);
+	xxh64_kat("a", 1, 0, 0xd24ec4f1a98c6e5bULL);
+	xxh64_kat("abc", 3, 7, 0x9e755206156676d7ULL);
+	xxh64_kat("Nobody inspects the spammish repetition", 39, 0, 0xfbcea83c8a378bf1ULL);
+	xxh64_kat(x100, 100, 0, 0x92f0de5a88a3c094ULL);
+	xxh64_kat(x100, 100, 7, 0xae5ad321e4fe6127ULL);
 
 	sha256_kat("", "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
 	sha256_kat("abc", "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");

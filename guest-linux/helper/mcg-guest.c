@@ -1,0 +1,743 @@
+// SPDX-License-Identifier: MIT
+/*
+ * mcg-guest: the in-guest helper of the mcg guest (static, runs from the
+ * initramfs). Roles:
+ *   workload            memory writer + counter services + control port
+ *   migrate MODE H:P    move this running system to a receiver (MODE: stopcopy|precopy)
+ *   receive PORT        receive a migrating system and become it
+ * Reports on stdout (the serial console): "MCG-EVENT name ..." and
+ * "MCG-STATS {json}" lines that the host harness parses.
+ * Dies loudly with strerror(errno) on anything unexpected.
+ */
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/reboot.h>
+#include <net/if.h>
+#include <linux/suspend_ioctls.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/reboot.h>
+#include <sys/socket.h>
+#include <sys/utsname.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "mcg/migration.h"
+#include "mcg/xxh64.h"
+#include "precopy.h"
+
+#define SERVICE_UDP_PORT 7000	/* counter: one number per request (the probe) */
+#define SERVICE_TCP_PORT 7001	/* counter stream: "N\n" every 10 ms on a kept connection */
+#define VERIFY_UDP_PORT 7002	/* workload: recompute the whole buffer's checksum */
+#define CONTROL_UDP_PORT 7009	/* "migrate MODE HOST:PORT" */
+#define ACK_TIMEOUT_SEC 30
+#define MAX_FINAL_ATTEMPTS 3	/* delta snapshots that may outgrow their buffer */
+
+/* A silent peer is a dead peer after this many seconds (kernel command line: mcg_io_timeout). */
+static int io_timeout_sec = 10;
+
+static double now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static void say(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vprintf(fmt, ap);
+	va_end(ap);
+	putchar('\n');
+	fflush(stdout);
+}
+
+static void die(const char *what)
+{
+	say("MCG-EVENT fatal %s: %s", what, strerror(errno));
+	exit(1);
+}
+
+static unsigned long env_ulong(const char *name, unsigned long dflt)
+{
+	const char *v = getenv(name);
+
+	return v && *v ? strtoul(v, NULL, 10) : dflt;
+}
+
+static int udp_socket(int port)
+{
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons(port) };
+	int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+
+	if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof(a)) < 0)
+		die("udp bind");
+	return fd;
+}
+
+/* ---------------------------------------------------------------- workload */
+
+static uint64_t mix64(uint64_t x)
+{
+	x ^= x >> 33;
+	x *= 0xff51afd7ed558ccdULL;
+	x ^= x >> 33;
+	return x;
+}
+
+/*
+ * Writes random words of a buffer at a set rate and keeps a running sum of all
+ * words; "verify" recomputes the sum over the whole buffer. After a migration
+ * a match proves every page of the buffer arrived intact.
+ */
+static void run_memory_workload(void)
+{
+	unsigned long mib = env_ulong("mcg_wl_mib", 64);
+	unsigned long rate = env_ulong("mcg_wl_rate", 2000);	/* words written per second */
+	size_t words = mib * 1024 * 1024 / sizeof(uint64_t);
+	uint64_t *buf = malloc(words * sizeof(uint64_t));
+	uint64_t sum = 0, step = 0, rng = 0x9e3779b97f4a7c15ULL;
+	int vfd = udp_socket(VERIFY_UDP_PORT);
+	double start = now_s();
+	size_t i;
+
+	if (!buf)
+		die("workload malloc");
+	for (i = 0; i < words; i++) {
+		buf[i] = mix64(i);
+		sum += buf[i];
+	}
+	say("MCG-EVENT workload-ready mib=%lu rate=%lu", mib, rate);
+	for (;;) {
+		char req[64], reply[160];
+		struct sockaddr_in from;
+		socklen_t fl = sizeof(from);
+		ssize_t n;
+		int k;
+
+		for (k = 0; k < 100; k++) {
+			size_t idx;
+			uint64_t v;
+
+			rng ^= rng << 13;
+			rng ^= rng >> 7;
+			rng ^= rng << 17;
+			idx = rng % words;
+			v = mix64(step + 0x1234567ULL);
+			sum += v - buf[idx];
+			buf[idx] = v;
+			step++;
+		}
+		n = recvfrom(vfd, req, sizeof(req), MSG_DONTWAIT, (struct sockaddr *)&from, &fl);
+		if (n > 0) {
+			uint64_t check = 0;
+
+			for (i = 0; i < words; i++)
+				check += buf[i];
+			snprintf(reply, sizeof(reply), "verify %s step=%llu sum=%llu check=%llu",
+				 check == sum ? "ok" : "FAIL", (unsigned long long)step,
+				 (unsigned long long)sum, (unsigned long long)check);
+			sendto(vfd, reply, strlen(reply), 0, (struct sockaddr *)&from, fl);
+		}
+		/* Hold the rate: sleep until `step` writes are due. */
+		if (rate) {
+			double due = start + (double)step / rate;
+			double wait = due - now_s();
+
+			if (wait > 0)
+				usleep((useconds_t)(wait * 1e6));
+			else if (wait < -1)
+				start -= wait + 1;	/* fell behind (e.g. frozen): do not burst */
+		}
+	}
+}
+
+/* Counter services and the control port, in one poll loop. */
+static void run_services(void)
+{
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons(SERVICE_TCP_PORT) };
+	int ufd = udp_socket(SERVICE_UDP_PORT), cfd = udp_socket(CONTROL_UDP_PORT);
+	int lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), tfd = -1, one = 1;
+	uint64_t udp_counter = 0, tcp_counter = 0;
+	double next_tick = now_s();
+
+	setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (bind(lfd, (struct sockaddr *)&a, sizeof(a)) < 0 || listen(lfd, 4) < 0)
+		die("tcp listen");
+	signal(SIGCHLD, SIG_IGN);
+	signal(SIGPIPE, SIG_IGN);
+	say("MCG-EVENT services-ready udp=%d tcp=%d control=%d", SERVICE_UDP_PORT,
+	    SERVICE_TCP_PORT, CONTROL_UDP_PORT);
+	for (;;) {
+		struct pollfd p[4] = {
+			{ .fd = ufd, .events = POLLIN }, { .fd = cfd, .events = POLLIN },
+			{ .fd = lfd, .events = POLLIN }, { .fd = tfd, .events = POLLIN },
+		};
+		char buf[256];
+		struct sockaddr_in from;
+		socklen_t fl = sizeof(from);
+		ssize_t n;
+		int ms = (int)((next_tick - now_s()) * 1000);
+
+		poll(p, tfd >= 0 ? 4 : 3, ms > 0 ? ms : 0);
+		if (p[0].revents & POLLIN) {
+			n = recvfrom(ufd, buf, sizeof(buf), 0, (struct sockaddr *)&from, &fl);
+			if (n >= 8) {
+				/* Reply: the request's 8-byte tag, then the counter. */
+				memcpy(buf + 8, &udp_counter, 8);
+				udp_counter++;
+				sendto(ufd, buf, 16, 0, (struct sockaddr *)&from, fl);
+			}
+		}
+		if (p[1].revents & POLLIN) {
+			char mode[16], target[64];
+
+			fl = sizeof(from);
+			n = recvfrom(cfd, buf, sizeof(buf) - 1, 0, (struct sockaddr *)&from, &fl);
+			buf[n > 0 ? n : 0] = 0;
+			if (sscanf(buf, "migrate %15s %63s", mode, target) == 2) {
+				pid_t pid = fork();
+
+				if (pid == 0) {
+					execl("/bin/mcg-guest", "mcg-guest", "migrate", mode, target, NULL);
+					_exit(127);
+				}
+				sendto(cfd, "started", 7, 0, (struct sockaddr *)&from, fl);
+			} else {
+				sendto(cfd, "unknown", 7, 0, (struct sockaddr *)&from, fl);
+			}
+		}
+		if (p[2].revents & POLLIN) {
+			int nfd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+
+			if (nfd >= 0) {
+				if (tfd >= 0)
+					close(tfd);
+				tfd = nfd;
+				setsockopt(tfd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+			}
+		}
+		if (tfd >= 0 && (p[3].revents & (POLLHUP | POLLERR | POLLIN))) {
+			n = recv(tfd, buf, sizeof(buf), MSG_DONTWAIT);
+			if (n == 0 || (n < 0 && errno != EAGAIN)) {
+				close(tfd);
+				tfd = -1;
+			}
+		}
+		if (now_s() >= next_tick) {
+			next_tick += 0.010;
+			if (next_tick < now_s())
+				next_tick = now_s() + 0.010;
+			if (tfd >= 0) {
+				int len = snprintf(buf, sizeof(buf), "%llu\n", (unsigned long long)tcp_counter);
+
+				if (send(tfd, buf, len, MSG_DONTWAIT) == len)
+					tcp_counter++;
+			}
+		}
+	}
+}
+
+static int role_workload(void)
+{
+	pid_t pid = fork();
+
+	if (pid < 0)
+		die("fork");
+	if (pid == 0)
+		run_memory_workload();
+	run_services();
+	return 0;
+}
+
+/* ------------------------------------------------------------------ frames */
+
+struct link {
+	int fd;
+	uint32_t send_seq, recv_seq;
+	uint64_t bytes_sent, frames_sent;
+};
+
+static int write_all(int fd, const void *p, size_t len)
+{
+	const char *c = p;
+
+	while (len) {
+		ssize_t n = send(fd, c, len, MSG_NOSIGNAL);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return -1;
+		c += n;
+		len -= n;
+	}
+	return 0;
+}
+
+static int read_all(int fd, void *p, size_t len)
+{
+	char *c = p;
+
+	while (len) {
+		ssize_t n = recv(fd, c, len, 0);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			if (n == 0)
+				errno = ECONNRESET;
+			return -1;
+		}
+		c += n;
+		len -= n;
+	}
+	return 0;
+}
+
+static int send_frame(struct link *l, int type, const void *payload, size_t len)
+{
+	struct mcg_mig_frame h = {
+		.magic = MCG_MIG_MAGIC, .version = MCG_MIG_VERSION, .type = type,
+		.length = len, .seq = l->send_seq,
+		.checksum = mcg_xxh64(payload, len, l->send_seq),
+	};
+
+	if (write_all(l->fd, &h, sizeof(h)) || (len && write_all(l->fd, payload, len)))
+		return -1;
+	l->send_seq++;
+	l->frames_sent++;
+	l->bytes_sent += sizeof(h) + len;
+	return 0;
+}
+
+static int link_send(void *l, int type, const void *payload, size_t len)
+{
+	return send_frame(l, type, payload, len);
+}
+
+/* Reads and checks one frame into buf (MCG_MIG_MAX_PAYLOAD bytes); returns its type or -1. */
+static int recv_frame(struct link *l, void *buf, uint32_t *len, const char **why)
+{
+	struct mcg_mig_frame h;
+
+	*why = "connection lost";
+	if (read_all(l->fd, &h, sizeof(h)))
+		return -1;
+	*why = "bad frame header";
+	if (h.magic != MCG_MIG_MAGIC || h.version != MCG_MIG_VERSION || h.reserved ||
+	    h.length > MCG_MIG_MAX_PAYLOAD)
+		return -1;
+	*why = "frame out of sequence";
+	if (h.seq != l->recv_seq)
+		return -1;
+	*why = "connection lost";
+	if (read_all(l->fd, buf, h.length))
+		return -1;
+	*why = "frame checksum mismatch";
+	if (mcg_xxh64(buf, h.length, h.seq) != h.checksum)
+		return -1;
+	l->recv_seq++;
+	*len = h.length;
+	return h.type;
+}
+
+static void set_timeouts(int fd, int sec)
+{
+	struct timeval tv = { .tv_sec = sec };
+	int one = 1;
+
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+}
+
+static int connect_to(const char *target)
+{
+	char host[64];
+	int port, fd;
+	struct sockaddr_in a = { .sin_family = AF_INET };
+
+	if (sscanf(target, "%63[^:]:%d", host, &port) != 2 || inet_pton(AF_INET, host, &a.sin_addr) != 1) {
+		errno = EINVAL;
+		return -1;
+	}
+	a.sin_port = htons(port);
+	fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -1;
+	set_timeouts(fd, io_timeout_sec);
+	if (connect(fd, (struct sockaddr *)&a, sizeof(a)) < 0) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+static void link_down(const char *ifname)
+{
+	struct ifreq ifr = { 0 };
+	int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+
+	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", ifname);
+	if (fd >= 0 && ioctl(fd, SIOCGIFFLAGS, &ifr) == 0) {
+		ifr.ifr_flags &= ~IFF_UP;
+		ioctl(fd, SIOCSIFFLAGS, &ifr);
+	}
+	if (fd >= 0)
+		close(fd);
+}
+
+static void fill_hello(struct mcg_mig_hello *h, int mode)
+{
+	struct utsname u;
+
+	memset(h, 0, sizeof(*h));
+	uname(&u);
+	h->mode = mode;
+	h->page_bytes = MCG_MIG_PAGE_BYTES;
+	h->ram_pages = sysconf(_SC_PHYS_PAGES);
+	/* The build stamp (#1 SMP ...) tells identical kernel builds apart. */
+	memcpy(h->kernel_release, u.version, sizeof(h->kernel_release) - 1);
+}
+
+/* ------------------------------------------------------------------ source */
+
+static char iobuf[MCG_MIG_MAX_PAYLOAD];
+
+/*
+ * Streams the snapshot image and waits for the receiver's ACK. Returns 0 only
+ * when the receiver acknowledged the complete image.
+ */
+static int send_image(struct link *l, int snap, uint64_t *image_bytes, const char **why)
+{
+	struct mcg_mig_end end = { 0 };
+	uint32_t len;
+	ssize_t n;
+	int type;
+
+	for (;;) {
+		size_t fill = 0;
+
+		/* read() gives one page at a time: batch pages into full frames. */
+		while (fill < sizeof(iobuf)) {
+			n = read(snap, iobuf + fill, sizeof(iobuf) - fill);
+			if (n < 0) {
+				*why = "reading /dev/snapshot failed";
+				return -1;
+			}
+			if (n == 0)
+				break;
+			fill += n;
+		}
+		if (fill == 0)
+			break;
+		*why = "sending the image failed";
+		if (send_frame(l, MCG_MIG_IMAGE, iobuf, fill))
+			return -1;
+		end.image_bytes += fill;
+	}
+	end.frames = l->frames_sent;
+	*why = "sending END failed";
+	if (send_frame(l, MCG_MIG_END, &end, sizeof(end)))
+		return -1;
+	set_timeouts(l->fd, ACK_TIMEOUT_SEC);
+	type = recv_frame(l, iobuf, &len, why);
+	if (type != MCG_MIG_ACK) {
+		if (type >= 0)
+			*why = "receiver refused the image";
+		return -1;
+	}
+	*image_bytes = end.image_bytes;
+	return 0;
+}
+
+static void emit_stats(const char *mode, struct precopy_stats *pc, double t0, double t_freeze,
+		       double t_created, double t_acked, uint64_t image_bytes, struct link *l)
+{
+	char rounds[8192] = "";
+	size_t off = 0;
+	unsigned int i;
+
+	for (i = 0; pc && i < pc->nr_rounds && off < sizeof(rounds) - 128; i++)
+		off += snprintf(rounds + off, sizeof(rounds) - off,
+				"%s{\"round\":%u,\"pages\":%llu,\"bytes\":%llu,\"seconds\":%.4f}",
+				i ? "," : "", i, (unsigned long long)pc->round[i].pages,
+				(unsigned long long)pc->round[i].bytes, pc->round[i].seconds);
+	say("MCG-STATS {\"mode\":\"%s\",\"stop_reason\":\"%s\",\"in_use_pages\":%llu,\"rounds\":[%s],\"final_pages\":%llu,\"image_bytes\":%llu,"
+	    "\"total_bytes\":%llu,\"page_bytes\":%llu,\"frames\":%llu,\"precopy_seconds\":%.4f,"
+	    "\"snapshot_seconds\":%.4f,\"final_send_seconds\":%.4f,\"total_seconds\":%.4f}",
+	    mode, pc && pc->stop_reason ? pc->stop_reason : "", (unsigned long long)(pc ? pc->in_use_pages : 0),
+	    rounds, (unsigned long long)(image_bytes / MCG_MIG_PAGE_BYTES),
+	    (unsigned long long)image_bytes, (unsigned long long)l->bytes_sent,
+	    (unsigned long long)((pc ? pc->page_bytes : 0) + image_bytes),
+	    (unsigned long long)l->frames_sent, t_freeze - t0, t_created - t_freeze,
+	    t_acked - t_created, t_acked - t0);
+}
+
+static int role_migrate(const char *mode_name, const char *target)
+{
+	int mode = !strcmp(mode_name, "precopy") ? MCG_MIG_MODE_PRECOPY : MCG_MIG_MODE_STOPCOPY;
+	struct precopy_stats pc = { 0 };
+	struct mcg_mig_hello hello;
+	struct link l = { .fd = -1 };
+	const char *why = NULL;
+	uint64_t image_bytes = 0;
+	double t0 = now_s(), t_freeze = 0, t_created, t_acked;
+	int snap, in_suspend = 0, err;
+	unsigned int attempt;
+
+	if (strcmp(mode_name, "precopy") && strcmp(mode_name, "stopcopy")) {
+		say("MCG-EVENT migrate-failed reason=\"unknown mode %s\"", mode_name);
+		return 2;
+	}
+	say("MCG-EVENT migrate-start mode=%s target=%s", mode_name, target);
+	snap = open("/dev/snapshot", O_RDONLY);
+	if (snap < 0)
+		die("open /dev/snapshot");
+	if (mode == MCG_MIG_MODE_PRECOPY) {
+		/* Pre-copy needs the link before the snapshot: its socket is in the image. */
+		l.fd = connect_to(target);
+		if (l.fd < 0) {
+			why = "cannot connect to the receiver";
+			goto failed_running;
+		}
+		fill_hello(&hello, mode);
+		if (send_frame(&l, MCG_MIG_HELLO, &hello, sizeof(hello))) {
+			why = "sending HELLO failed";
+			goto failed_running;
+		}
+	}
+	for (attempt = 0;; attempt++) {
+		if (mode == MCG_MIG_MODE_PRECOPY &&
+		    precopy_rounds(snap, &l, link_send, &pc, attempt > 0, &why))
+			goto failed_running;
+		t_freeze = now_s();
+		if (ioctl(snap, SNAPSHOT_FREEZE) < 0) {
+			why = "SNAPSHOT_FREEZE failed";
+			goto failed_running;
+		}
+		if (mode == MCG_MIG_MODE_PRECOPY && precopy_arm_final(snap, &pc, attempt) < 0) {
+			why = "arming the delta snapshot failed";
+			goto failed_frozen;
+		}
+		err = ioctl(snap, SNAPSHOT_CREATE_IMAGE, &in_suspend);
+		if (!err)
+			break;
+		if (mode != MCG_MIG_MODE_PRECOPY || errno != ENOSPC || attempt >= MAX_FINAL_ATTEMPTS - 1) {
+			why = "SNAPSHOT_CREATE_IMAGE failed";
+			goto failed_frozen;
+		}
+		/* The delta outgrew its buffer: run on, do one more round, try bigger. */
+		say("MCG-EVENT final-round-retry attempt=%u", attempt + 1);
+		ioctl(snap, SNAPSHOT_FREE);
+		ioctl(snap, SNAPSHOT_UNFREEZE);
+	}
+	if (!in_suspend) {
+		/* We are the restored copy, running on the target. */
+		ioctl(snap, SNAPSHOT_FREE);
+		ioctl(snap, SNAPSHOT_UNFREEZE);
+		close(snap);
+		if (l.fd >= 0)
+			close(l.fd);
+		say("MCG-EVENT restored mode=%s", mode_name);
+		return 0;
+	}
+	t_created = now_s();
+	say("MCG-EVENT image-sending snapshot_seconds=%.3f", t_created - t_freeze);
+	if (mode == MCG_MIG_MODE_STOPCOPY) {
+		/* Connect only now: a socket made after the snapshot is not in the image. */
+		l.fd = connect_to(target);
+		if (l.fd < 0) {
+			why = "cannot connect to the receiver";
+			goto failed_frozen;
+		}
+		fill_hello(&hello, mode);
+		if (send_frame(&l, MCG_MIG_HELLO, &hello, sizeof(hello))) {
+			why = "sending HELLO failed";
+			goto failed_frozen;
+		}
+	}
+	if (send_image(&l, snap, &image_bytes, &why))
+		goto failed_frozen;
+	t_acked = now_s();
+	emit_stats(mode_name, mode == MCG_MIG_MODE_PRECOPY ? &pc : NULL, t0, t_freeze, t_created,
+		   t_acked, image_bytes, &l);
+	say("MCG-EVENT migrated: the target runs this system now; powering off the source");
+	/* Off the service network at once: the target answers at this address now. */
+	link_down("eth0");
+	sync();
+	reboot(LINUX_REBOOT_CMD_POWER_OFF);
+	die("power off");
+	return 1;
+
+failed_frozen:
+	/* Fail-safe: the receiver never acknowledged, so this copy goes on running. */
+	ioctl(snap, SNAPSHOT_FREE);
+	ioctl(snap, SNAPSHOT_UNFREEZE);
+failed_running:
+	if (l.fd >= 0) {
+		send_frame(&l, MCG_MIG_ABORT, NULL, 0);
+		close(l.fd);
+	}
+	close(snap);	/* drops the pre-copy state */
+	say("MCG-EVENT migrate-failed reason=\"%s\" errno=\"%s\" source=running", why, strerror(errno));
+	return 1;
+}
+
+/* ---------------------------------------------------------------- receiver */
+
+/* write() to /dev/snapshot takes one page per call. */
+static int write_image(int snap, const char *p, size_t len)
+{
+	while (len) {
+		ssize_t n = write(snap, p, len);
+
+		if (n <= 0)
+			return -1;
+		p += n;
+		len -= n;
+	}
+	return 0;
+}
+
+/* Offset of swsusp_info.pages in the image header page (x86_64, 6.1). */
+#define SWSUSP_INFO_PAGES_OFFSET 424
+
+static int role_receive(const char *port_str)
+{
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons(atoi(port_str)) };
+	int lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), one = 1, snap = -1, type;
+	struct link l = { .fd = -1 };
+	struct mcg_mig_hello mine, *hello;
+	uint64_t written = 0, expected = 0, precopy_pages = 0;
+	const char *why = "";
+	double t_first = 0, t_end;
+	uint32_t len;
+
+	setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (bind(lfd, (struct sockaddr *)&a, sizeof(a)) < 0 || listen(lfd, 1) < 0)
+		die("receiver listen");
+	say("MCG-EVENT receiver-ready port=%s", port_str);
+	l.fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+	if (l.fd < 0)
+		die("accept");
+	close(lfd);
+	set_timeouts(l.fd, io_timeout_sec);
+	type = recv_frame(&l, iobuf, &len, &why);
+	hello = (struct mcg_mig_hello *)iobuf;
+	fill_hello(&mine, 0);
+	if (type != MCG_MIG_HELLO || len != sizeof(*hello)) {
+		why = type < 0 ? why : "expected HELLO";
+		goto abort;
+	}
+	if (hello->page_bytes != MCG_MIG_PAGE_BYTES || hello->ram_pages != mine.ram_pages ||
+	    strncmp(hello->kernel_release, mine.kernel_release, sizeof(mine.kernel_release))) {
+		why = "source kernel or RAM size differs from this receiver";
+		goto abort;
+	}
+	say("MCG-EVENT receiving mode=%s", hello->mode == MCG_MIG_MODE_PRECOPY ? "precopy" : "stopcopy");
+	snap = open("/dev/snapshot", O_WRONLY);
+	if (snap < 0) {
+		why = "open /dev/snapshot";
+		goto abort;
+	}
+	if (hello->mode == MCG_MIG_MODE_PRECOPY && precopy_receiver_start(snap) < 0) {
+		why = "SNAPSHOT_PRECOPY_LOAD_START failed";
+		goto abort;
+	}
+	t_first = now_s();
+	for (;;) {
+		type = recv_frame(&l, iobuf, &len, &why);
+		if (type < 0)
+			goto abort;
+		if (type == MCG_MIG_PAGES) {
+			if (len % MCG_MIG_PAGE_RECORD_BYTES || precopy_load(snap, iobuf, len / MCG_MIG_PAGE_RECORD_BYTES) < 0) {
+				why = "loading pre-copy pages failed";
+				goto abort;
+			}
+			precopy_pages += len / MCG_MIG_PAGE_RECORD_BYTES;
+		} else if (type == MCG_MIG_ROUND_END) {
+			continue;
+		} else if (type == MCG_MIG_IMAGE) {
+			if (written == 0) {
+				/* The processes of the receiver stop here; the kernel goes on receiving. */
+				if (ioctl(snap, SNAPSHOT_FREEZE) < 0) {
+					why = "SNAPSHOT_FREEZE failed";
+					goto abort;
+				}
+				if (len >= SWSUSP_INFO_PAGES_OFFSET + 8)
+					memcpy(&expected, iobuf + SWSUSP_INFO_PAGES_OFFSET, 8);
+				expected *= MCG_MIG_PAGE_BYTES;
+			}
+			if (write_image(snap, iobuf, len)) {
+				why = "the kernel refused the image";
+				goto abort;
+			}
+			written += len;
+		} else if (type == MCG_MIG_END && len == sizeof(struct mcg_mig_end)) {
+			struct mcg_mig_end *end = (struct mcg_mig_end *)iobuf;
+
+			if (end->image_bytes != written || written != expected || !expected) {
+				why = "image incomplete";
+				goto abort;
+			}
+			break;
+		} else {
+			why = type == MCG_MIG_ABORT ? "source aborted" : "unexpected frame";
+			goto abort;
+		}
+	}
+	t_end = now_s();
+	if (send_frame(&l, MCG_MIG_ACK, NULL, 0)) {
+		why = "sending ACK failed";
+		goto abort;
+	}
+	say("MCG-STATS {\"receiver\":true,\"precopy_pages\":%llu,\"image_bytes\":%llu,\"receive_seconds\":%.4f}",
+	    (unsigned long long)precopy_pages, (unsigned long long)written, t_end - t_first);
+	say("MCG-EVENT acked: restoring");
+	ioctl(snap, SNAPSHOT_ATOMIC_RESTORE);
+	/* Only returns on failure; the source has powered off by now. */
+	die("SNAPSHOT_ATOMIC_RESTORE");
+	return 1;
+
+abort:
+	say("MCG-EVENT receive-aborted reason=\"%s\" errno=\"%s\" image=never-run", why, strerror(errno));
+	if (l.fd >= 0) {
+		send_frame(&l, MCG_MIG_ABORT, NULL, 0);
+		close(l.fd);
+	}
+	if (snap >= 0)
+		close(snap);	/* frees everything loaded and thaws */
+	sync();
+	reboot(LINUX_REBOOT_CMD_POWER_OFF);
+	return 1;
+}
+
+int main(int argc, char **argv)
+{
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	io_timeout_sec = env_ulong("mcg_io_timeout", 10);
+	if (argc >= 2 && !strcmp(argv[1], "workload"))
+		return role_workload();
+	if (argc >= 4 && !strcmp(argv[1], "migrate"))
+		return role_migrate(argv[2], argv[3]);
+	if (argc >= 3 && !strcmp(argv[1], "receive"))
+		return role_receive(argv[2]);
+	fprintf(stderr, "usage: mcg-guest workload | migrate stopcopy|precopy HOST:PORT | receive PORT\n");
+	return 2;
+}

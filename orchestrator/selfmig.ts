@@ -1,0 +1,248 @@
+// Runs one migration of a real guest between two QEMU VMs on a private
+// network and measures it from outside: the guest's own self-migration
+// (pre-copy or stop-and-copy) or QEMU's managed live migration of the same
+// guest. Used by the tests (correctness, fail-safe) and `npm run bench`.
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { REPO_ROOT } from '../native/addon.js';
+import { Vm, chooseAccel } from '../node-agent/qemu.js';
+import { MIG_RECEIVER_IP, MIG_SOURCE_IP, SVC_GUEST_IP, Testbed } from './testbed.js';
+
+export const GUEST_MEMORY_MIB = 256;
+export const RECEIVER_PORT = 7100;
+const SVC_MAC = '52:54:00:00:99:02';
+const MIG_MAC = ['52:54:00:00:98:01', '52:54:00:00:98:02'];
+const BOOT_TIMEOUT_MS = 60_000;
+
+export interface GuestArtifacts {
+  dir: string;
+  kernel: string;
+  initrd: string;
+}
+
+/** Builds (or finds cached) the guest: guest-linux/build.sh, progress on stderr. */
+export function buildGuest(): GuestArtifacts {
+  const r = spawnSync('bash', [join(REPO_ROOT, 'guest-linux', 'build.sh')], { stdio: ['ignore', 'pipe', 'inherit'], encoding: 'utf8' });
+  if (r.status !== 0) throw new Error('guest build failed (see the output above)');
+  const dir = r.stdout.trim().split('\n').at(-1)!;
+  return { dir, kernel: join(dir, 'bzImage'), initrd: join(dir, 'initramfs.cpio.gz') };
+}
+
+export type Mode = 'precopy' | 'stopcopy' | 'qemu';
+
+/** Where to inject a failure, named by the source console event that triggers it. */
+export type FailurePoint = 'early' | 'mid-precopy' | 'final-round';
+export interface Failure {
+  at: FailurePoint;
+  how: 'kill-receiver' | 'break-link';
+}
+
+export interface RunOptions {
+  mode: Mode;
+  guest: GuestArtifacts;
+  workloadMiB?: number;
+  /** random 8-byte words the workload writes per second */
+  workloadRate?: number;
+  warmupMs?: number;
+  failure?: Failure;
+  /** seconds of silence after which guest sockets give up (fail-safe tests shorten it) */
+  ioTimeoutSec?: number;
+  log?: (line: string) => void;
+}
+
+export interface ProbeSummary {
+  seconds: number;
+  udp: { sent: number; replies: number; maxGapMs: number; first: number | null; last: number | null; duplicates: number; missing: number; inOrder: boolean };
+  tcp: { numbers: number; maxGapMs: number; closed: boolean; first: number | null; last: number | null; duplicates: number; missing: number; inOrder: boolean };
+}
+
+export interface RunResult {
+  mode: Mode;
+  accel: string;
+  migrated: boolean;
+  sourceStats?: Record<string, unknown>;
+  receiverStats?: Record<string, unknown>;
+  qemuStats?: Record<string, unknown>;
+  probe: ProbeSummary;
+  verify: string;
+  sourceRunning: boolean;
+  targetRunning: boolean;
+  /** the receiver ran the image (printed "restored") */
+  imageRan: boolean;
+  events: string[];
+  totalMs: number;
+}
+
+class Probe {
+  private waiting = new Map<number, (s: string) => void>();
+  private nextId = 1;
+  private summary?: (s: ProbeSummary) => void;
+  readonly ready: Promise<void>;
+
+  constructor(private readonly child: ChildProcess) {
+    let markReady: () => void;
+    this.ready = new Promise((r) => (markReady = r));
+    createInterface({ input: child.stdout! }).on('line', (line) => {
+      const msg = JSON.parse(line);
+      if (msg.ready) markReady();
+      else if (msg.summary) this.summary?.(msg.summary);
+      else if (msg.id) this.waiting.get(msg.id)?.(msg.reply);
+    });
+  }
+
+  static start(tb: Testbed): Probe {
+    const child = spawn(tb.wrapper[0], [...tb.wrapper.slice(1), process.execPath, join(REPO_ROOT, 'dist/orchestrator/probe.js'), '--target', SVC_GUEST_IP, '--interval-ms', '5'], { stdio: ['pipe', 'pipe', 'inherit'] });
+    return new Probe(child);
+  }
+
+  /** One UDP request/reply through the namespace; resolves '' on timeout. */
+  udp(to: string, data: string, timeoutMs = 5000): Promise<string> {
+    const id = this.nextId++;
+    return new Promise((resolve) => {
+      const t = setTimeout(() => {
+        this.waiting.delete(id);
+        resolve('');
+      }, timeoutMs);
+      this.waiting.set(id, (s) => {
+        clearTimeout(t);
+        this.waiting.delete(id);
+        resolve(s);
+      });
+      this.child.stdin!.write(JSON.stringify({ cmd: 'udp', id, to, data }) + '\n');
+    });
+  }
+
+  stop(): Promise<ProbeSummary> {
+    return new Promise((resolve) => {
+      this.summary = resolve;
+      this.child.stdin!.write(JSON.stringify({ cmd: 'stop' }) + '\n');
+    });
+  }
+
+  kill(): void {
+    if (this.child.exitCode === null) this.child.kill('SIGKILL');
+  }
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+function parseStats(vm: Vm): Record<string, unknown> | undefined {
+  const line = vm.console.find((l) => l.startsWith('MCG-STATS '));
+  return line ? JSON.parse(line.slice('MCG-STATS '.length)) : undefined;
+}
+
+/** Verifies the workload's whole buffer (retries: the guest may still be settling). */
+async function verifyWorkload(probe: Probe): Promise<string> {
+  for (let i = 0; i < 5; i++) {
+    const r = await probe.udp(`${SVC_GUEST_IP}:7002`, 'verify', 15_000);
+    if (r) return r;
+  }
+  return '';
+}
+
+export async function runMigration(opts: RunOptions): Promise<RunResult> {
+  const log = opts.log ?? (() => {});
+  const accel = chooseAccel();
+  const work = mkdtempSync(join(tmpdir(), 'mcg-mig-'));
+  const tb = Testbed.create();
+  const vms: Vm[] = [];
+  let probe: Probe | undefined;
+  const t0 = performance.now();
+  try {
+    const taps = { srcSvc: tb.addTap('svc'), srcMig: tb.addTap('mig'), dstSvc: tb.addTap('svc'), dstMig: tb.addTap('mig') };
+    const io = opts.ioTimeoutSec ?? 10;
+    const workload = `mcg_wl_mib=${opts.workloadMiB ?? 64} mcg_wl_rate=${opts.workloadRate ?? 2000}`;
+    const qemuMode = opts.mode === 'qemu';
+    // QEMU's migration needs identical machines; ours only the same kernel and RAM.
+    const sourceAppend = `console=ttyS0 mcg_role=workload mcg_svc_ip=${SVC_GUEST_IP}/24 mcg_mig_ip=${MIG_SOURCE_IP}/24 mcg_io_timeout=${io} ${workload}`;
+    const common = { kernel: opts.guest.kernel, initrd: opts.guest.initrd, memoryMiB: GUEST_MEMORY_MIB, wrapper: tb.wrapper };
+    const source = Vm.start({
+      ...common, name: 'source', append: sourceAppend, consoleLog: join(work, 'source.log'), qmpSocket: join(work, 'source.qmp'),
+      nics: [{ tap: taps.srcSvc, mac: SVC_MAC }, { tap: taps.srcMig, mac: MIG_MAC[0] }],
+    }, accel);
+    vms.push(source);
+    const receiver = Vm.start({
+      ...common, name: 'receiver', consoleLog: join(work, 'receiver.log'), qmpSocket: join(work, 'receiver.qmp'),
+      append: qemuMode ? sourceAppend : `console=ttyS0 mcg_role=receive mcg_mig_ip=${MIG_RECEIVER_IP}/24 mcg_port=${RECEIVER_PORT} mcg_io_timeout=${io}`,
+      nics: [{ tap: taps.dstSvc, mac: SVC_MAC }, { tap: taps.dstMig, mac: qemuMode ? MIG_MAC[0] : MIG_MAC[1] }],
+      extraArgs: qemuMode ? ['-incoming', 'tcp:127.0.0.1:4444'] : [],
+    }, accel);
+    vms.push(receiver);
+    await source.waitFor(/MCG-EVENT workload-ready/, BOOT_TIMEOUT_MS);
+    await source.waitFor(/MCG-EVENT services-ready/, BOOT_TIMEOUT_MS);
+    if (!qemuMode) await receiver.waitFor(/MCG-EVENT receiver-ready/, BOOT_TIMEOUT_MS);
+    log(`guests up (${accel}); source runs the workload, receiver waits`);
+    probe = Probe.start(tb);
+    await probe.ready;
+    await sleep(opts.warmupMs ?? 1500);
+
+    let qemuStats: Record<string, unknown> | undefined;
+    const tMigrate = performance.now();
+    if (qemuMode) {
+      await source.qmp('migrate-set-parameters', {});
+      const r = await source.qmp('migrate', { uri: 'tcp:127.0.0.1:4444' });
+      if (r.error) throw new Error(`QMP migrate: ${JSON.stringify(r.error)}`);
+      for (;;) {
+        const q = (await source.qmp('query-migrate')).return as Record<string, unknown>;
+        if (q.status === 'completed') {
+          qemuStats = q;
+          break;
+        }
+        if (q.status === 'failed' || q.status === 'cancelled') throw new Error(`QEMU migration ${q.status}: ${JSON.stringify(q)}`);
+        await sleep(50);
+      }
+      await source.stop(); // the paused source is ours to end
+    } else {
+      const reply = await probe.udp(`${SVC_GUEST_IP}:7009`, `migrate ${opts.mode} ${MIG_RECEIVER_IP}:${RECEIVER_PORT}`);
+      if (reply !== 'started') throw new Error(`source did not start migrating (reply "${reply}")`);
+      if (opts.failure) await injectFailure(opts.failure, source, receiver, tb, taps.dstMig, log);
+      // Whichever happens first; the other wait fails (its VM exits or it times out).
+      const outcome = await Promise.any([
+        receiver.waitFor(/MCG-EVENT restored/, 240_000).then(() => 'restored' as const),
+        source.waitFor(/MCG-EVENT migrate-failed/, 240_000).then(() => 'failed' as const),
+      ]).catch((err: AggregateError) => {
+        throw new Error(`migration neither finished nor failed cleanly: ${err.errors.map((e: Error) => e.message).join('; ')}`);
+      });
+      log(`migration ${outcome}`);
+      if (outcome === 'restored') await Promise.race([source.exited, sleep(30_000)]);
+      else await Promise.race([receiver.exited, sleep(opts.failure ? 60_000 : 5000)]);
+    }
+    await sleep(1000);
+    const verify = await verifyWorkload(probe);
+    const summary = await probe.stop();
+    const events = [...source.console, ...receiver.console].filter((l) => l.startsWith('MCG-EVENT'));
+    return {
+      mode: opts.mode,
+      accel,
+      migrated: qemuMode ? true : receiver.console.some((l) => /MCG-EVENT restored/.test(l)),
+      sourceStats: parseStats(source),
+      receiverStats: parseStats(receiver),
+      qemuStats,
+      probe: summary,
+      verify,
+      sourceRunning: source.running,
+      targetRunning: receiver.running,
+      imageRan: qemuMode ? true : receiver.console.some((l) => /MCG-EVENT restored/.test(l)),
+      events,
+      totalMs: performance.now() - tMigrate,
+    };
+  } finally {
+    probe?.kill();
+    for (const vm of vms) await vm.stop();
+    tb.destroy();
+    if (!process.env.MCG_KEEP_LOGS) rmSync(work, { recursive: true, force: true });
+    else log(`consoles kept in ${work}`);
+    log(`run took ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+  }
+}
+
+async function injectFailure(f: Failure, source: Vm, receiver: Vm, tb: Testbed, receiverMigTap: string, log: (l: string) => void): Promise<void> {
+  const trigger = { early: /MCG-EVENT migrate-start/, 'mid-precopy': /MCG-EVENT round 1 /, 'final-round': /MCG-EVENT image-sending/ }[f.at];
+  await source.waitFor(trigger, 120_000);
+  log(`injecting ${f.how} at ${f.at}`);
+  if (f.how === 'kill-receiver') await receiver.stop();
+  else tb.setLink(receiverMigTap, false);
+}

@@ -1,0 +1,71 @@
+// A private network for guests, made and removed by us: a network namespace
+// holding two bridges (the service network the world uses and the migration
+// link) and one tap per guest NIC. QEMU and the probe run inside it. Needs root.
+import { execFileSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+
+export const SVC_HOST_IP = '10.99.0.1';
+export const SVC_GUEST_IP = '10.99.0.2';
+export const MIG_SOURCE_IP = '10.98.0.1';
+export const MIG_RECEIVER_IP = '10.98.0.2';
+
+function ip(...args: string[]): void {
+  execFileSync('ip', args, { stdio: ['ignore', 'ignore', 'pipe'] });
+}
+
+export class Testbed {
+  private taps = 0;
+
+  private constructor(readonly ns: string) {}
+
+  static create(): Testbed {
+    if (process.getuid?.() !== 0) {
+      throw new Error('the guest testbed needs root (network namespaces and taps); run the tests as root, as CI does');
+    }
+    const ns = `mcg-${process.pid}-${randomBytes(3).toString('hex')}`;
+    ip('netns', 'add', ns);
+    const tb = new Testbed(ns);
+    try {
+      tb.run('link', 'set', 'lo', 'up');
+      for (const br of ['brsvc', 'brmig']) {
+        tb.run('link', 'add', br, 'type', 'bridge', 'stp_state', '0', 'forward_delay', '0');
+        tb.run('link', 'set', br, 'up');
+      }
+      tb.run('addr', 'add', `${SVC_HOST_IP}/24`, 'dev', 'brsvc');
+    } catch (err) {
+      tb.destroy();
+      throw err;
+    }
+    return tb;
+  }
+
+  /** Runs `ip` inside the namespace. */
+  run(...args: string[]): void {
+    ip('-n', this.ns, ...args);
+  }
+
+  get wrapper(): string[] {
+    return ['ip', 'netns', 'exec', this.ns];
+  }
+
+  addTap(network: 'svc' | 'mig'): string {
+    const tap = `tap${this.taps++}`;
+    this.run('tuntap', 'add', 'dev', tap, 'mode', 'tap');
+    this.run('link', 'set', tap, 'master', network === 'svc' ? 'brsvc' : 'brmig');
+    this.run('link', 'set', tap, 'up');
+    return tap;
+  }
+
+  /** Cuts or restores a guest's link (the fail-safe tests break the migration link). */
+  setLink(tap: string, up: boolean): void {
+    this.run('link', 'set', tap, up ? 'up' : 'down');
+  }
+
+  destroy(): void {
+    try {
+      ip('netns', 'del', this.ns);
+    } catch {
+      /* already gone */
+    }
+  }
+}
