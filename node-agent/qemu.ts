@@ -42,6 +42,8 @@ export interface VmSpec {
 
 export class Vm {
   private lines: string[] = [];
+  /** Host time (performance.now()) at which each console line arrived. */
+  readonly lineTimes: number[] = [];
   private waiters: { re: RegExp; from: number; resolve: (l: string) => void }[] = [];
   readonly exited: Promise<number | null>;
 
@@ -85,6 +87,7 @@ export class Vm {
 
   private onLine(line: string): void {
     this.lines.push(line);
+    this.lineTimes.push(performance.now());
     const at = this.lines.length - 1;
     this.waiters = this.waiters.filter((w) => {
       if (at >= w.from && w.re.test(line)) {
@@ -102,6 +105,15 @@ export class Vm {
   /** Console lines so far. */
   get console(): string[] {
     return this.lines;
+  }
+
+  /** Host time at which the last line matching `re` arrived, if one did. */
+  timeOf(re: RegExp): number | undefined {
+    let i = -1;
+    this.lines.forEach((l, k) => {
+      if (re.test(l)) i = k;
+    });
+    return i < 0 ? undefined : this.lineTimes[i];
   }
 
   /** Resolves with the first console line (from line `from` on) matching `re`. */

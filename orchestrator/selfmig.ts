@@ -73,6 +73,8 @@ export interface RunResult {
   /** the receiver ran the image (printed "restored") */
   imageRan: boolean;
   events: string[];
+  /** host-observed ms since the migrate command, per guest event (self-migration only) */
+  timeline: Record<string, number>;
   totalMs: number;
 }
 
@@ -157,7 +159,7 @@ export async function runMigration(opts: RunOptions): Promise<RunResult> {
     const workload = `mcg_wl_mib=${opts.workloadMiB ?? 64} mcg_wl_rate=${opts.workloadRate ?? 2000}`;
     const qemuMode = opts.mode === 'qemu';
     // QEMU's migration needs identical machines; ours only the same kernel and RAM.
-    const sourceAppend = `console=ttyS0 mcg_role=workload mcg_svc_ip=${SVC_GUEST_IP}/24 mcg_mig_ip=${MIG_SOURCE_IP}/24 mcg_io_timeout=${io} ${workload}`;
+    const sourceAppend = `console=ttyS0 ${process.env.MCG_EXTRA_APPEND ?? ""} mcg_role=workload mcg_svc_ip=${SVC_GUEST_IP}/24 mcg_mig_ip=${MIG_SOURCE_IP}/24 mcg_io_timeout=${io} ${workload}`;
     const common = { kernel: opts.guest.kernel, initrd: opts.guest.initrd, memoryMiB: GUEST_MEMORY_MIB, wrapper: tb.wrapper };
     const source = Vm.start({
       ...common, name: 'source', append: sourceAppend, consoleLog: join(work, 'source.log'), qmpSocket: join(work, 'source.qmp'),
@@ -166,7 +168,7 @@ export async function runMigration(opts: RunOptions): Promise<RunResult> {
     vms.push(source);
     const receiver = Vm.start({
       ...common, name: 'receiver', consoleLog: join(work, 'receiver.log'), qmpSocket: join(work, 'receiver.qmp'),
-      append: qemuMode ? sourceAppend : `console=ttyS0 mcg_role=receive mcg_mig_ip=${MIG_RECEIVER_IP}/24 mcg_port=${RECEIVER_PORT} mcg_io_timeout=${io}`,
+      append: qemuMode ? sourceAppend : `console=ttyS0 ${process.env.MCG_EXTRA_APPEND ?? ""} mcg_role=receive mcg_mig_ip=${MIG_RECEIVER_IP}/24 mcg_port=${RECEIVER_PORT} mcg_io_timeout=${io}`,
       nics: [{ tap: taps.dstSvc, mac: SVC_MAC }, { tap: taps.dstMig, mac: qemuMode ? MIG_MAC[0] : MIG_MAC[1] }],
       extraArgs: qemuMode ? ['-incoming', 'tcp:127.0.0.1:4444'] : [],
     }, accel);
@@ -214,6 +216,16 @@ export async function runMigration(opts: RunOptions): Promise<RunResult> {
     const verify = await verifyWorkload(probe);
     const summary = await probe.stop();
     const events = [...source.console, ...receiver.console].filter((l) => l.startsWith('MCG-EVENT'));
+    const timeline: Record<string, number> = {};
+    const mark = (name: string, vm: Vm, re: RegExp) => {
+      const at = vm.timeOf(re);
+      if (at !== undefined) timeline[name] = Math.round(at - tMigrate);
+    };
+    mark('source_last_round', source, /MCG-EVENT round \d+ /);
+    mark('source_image_sending', source, /MCG-EVENT image-sending/);
+    mark('source_acked', source, /MCG-EVENT migrated/);
+    mark('receiver_acked', receiver, /MCG-EVENT acked/);
+    mark('target_restored', receiver, /MCG-EVENT restored/);
     return {
       mode: opts.mode,
       accel,
@@ -227,6 +239,7 @@ export async function runMigration(opts: RunOptions): Promise<RunResult> {
       targetRunning: receiver.running,
       imageRan: qemuMode ? true : receiver.console.some((l) => /MCG-EVENT restored/.test(l)),
       events,
+      timeline,
       totalMs: performance.now() - tMigrate,
     };
   } finally {
