@@ -50,6 +50,8 @@ export interface RunOptions {
   failure?: Failure;
   /** seconds of silence after which guest sockets give up (fail-safe tests shorten it) */
   ioTimeoutSec?: number;
+  /** extra kernel command line words for the source (test hooks) */
+  sourceAppend?: string;
   log?: (line: string) => void;
 }
 
@@ -70,6 +72,8 @@ export interface RunResult {
   verify: string;
   sourceRunning: boolean;
   targetRunning: boolean;
+  /** pages in the final image and how many of them it carried (the source kernel's count) */
+  image?: { pages: number; copied: number };
   /** the receiver ran the image (printed "restored") */
   imageRan: boolean;
   events: string[];
@@ -159,7 +163,7 @@ export async function runMigration(opts: RunOptions): Promise<RunResult> {
     const workload = `mcg_wl_mib=${opts.workloadMiB ?? 64} mcg_wl_rate=${opts.workloadRate ?? 2000}`;
     const qemuMode = opts.mode === 'qemu';
     // QEMU's migration needs identical machines; ours only the same kernel and RAM.
-    const sourceAppend = `console=ttyS0 ${process.env.MCG_EXTRA_APPEND ?? ""} mcg_role=workload mcg_svc_ip=${SVC_GUEST_IP}/24 mcg_mig_ip=${MIG_SOURCE_IP}/24 mcg_io_timeout=${io} ${workload}`;
+    const sourceAppend = `console=ttyS0 ${process.env.MCG_EXTRA_APPEND ?? ""} mcg_role=workload mcg_svc_ip=${SVC_GUEST_IP}/24 mcg_mig_ip=${MIG_SOURCE_IP}/24 mcg_io_timeout=${io} ${workload} ${opts.sourceAppend ?? ''}`;
     const common = { kernel: opts.guest.kernel, initrd: opts.guest.initrd, memoryMiB: GUEST_MEMORY_MIB, wrapper: tb.wrapper };
     const source = Vm.start({
       ...common, name: 'source', append: sourceAppend, consoleLog: join(work, 'source.log'), qmpSocket: join(work, 'source.qmp'),
@@ -226,9 +230,12 @@ export async function runMigration(opts: RunOptions): Promise<RunResult> {
     mark('source_acked', source, /MCG-EVENT migrated/);
     mark('receiver_acked', receiver, /MCG-EVENT acked/);
     mark('target_restored', receiver, /MCG-EVENT restored/);
+    const imageLine = source.console.map((l) => /Delta image created \((\d+) of (\d+) pages|Image created \((\d+) pages/.exec(l)).find(Boolean);
+    const image = imageLine ? { pages: Number(imageLine[2] ?? imageLine[3]), copied: Number(imageLine[1] ?? imageLine[3]) } : undefined;
     return {
       mode: opts.mode,
       accel,
+      image,
       migrated: qemuMode ? true : receiver.console.some((l) => /MCG-EVENT restored/.test(l)),
       sourceStats: parseStats(source),
       receiverStats: parseStats(receiver),

@@ -41,7 +41,6 @@
 #define SERVICE_TCP_PORT 7001	/* counter stream: "N\n" every 10 ms on a kept connection */
 #define VERIFY_UDP_PORT 7002	/* workload: recompute the whole buffer's checksum */
 #define CONTROL_UDP_PORT 7009	/* "migrate MODE HOST:PORT" */
-#define ACK_TIMEOUT_SEC 30
 #define MAX_FINAL_ATTEMPTS 3	/* delta snapshots that may outgrow their buffer */
 
 /* A silent peer is a dead peer after this many seconds (kernel command line: mcg_io_timeout). */
@@ -309,6 +308,12 @@ static int read_all(int fd, void *p, size_t len)
 	return 0;
 }
 
+/*
+ * Test hooks (kernel command line): damage frame N on the wire, after its
+ * checksum was computed, to show that the receiver refuses the stream.
+ */
+static long corrupt_frame = -1, truncate_frame = -1;
+
 static int send_frame(struct link *l, int type, const void *payload, size_t len)
 {
 	struct mcg_mig_frame h = {
@@ -317,6 +322,17 @@ static int send_frame(struct link *l, int type, const void *payload, size_t len)
 		.checksum = mcg_xxh64(payload, len, l->send_seq),
 	};
 
+	if (len && h.seq == corrupt_frame) {
+		((char *)payload)[len / 2] ^= 0x01;
+		say("MCG-EVENT test-hook corrupted frame %u", h.seq);
+	}
+	if (len && h.seq == truncate_frame) {
+		say("MCG-EVENT test-hook truncated frame %u", h.seq);
+		write_all(l->fd, &h, sizeof(h));
+		write_all(l->fd, payload, len / 2);
+		shutdown(l->fd, SHUT_WR);
+		return -1;
+	}
 	if (write_all(l->fd, &h, sizeof(h)) || (len && write_all(l->fd, payload, len)))
 		return -1;
 	l->send_seq++;
@@ -455,7 +471,8 @@ static int send_image(struct link *l, int snap, uint64_t *image_bytes, const cha
 	*why = "sending END failed";
 	if (send_frame(l, MCG_MIG_END, &end, sizeof(end)))
 		return -1;
-	set_timeouts(l->fd, ACK_TIMEOUT_SEC);
+	/* The receiver still loads and checks the image before it answers. */
+	set_timeouts(l->fd, 3 * io_timeout_sec);
 	type = recv_frame(l, iobuf, &len, why);
 	if (type != MCG_MIG_ACK) {
 		if (type >= 0)
@@ -732,6 +749,8 @@ int main(int argc, char **argv)
 {
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	io_timeout_sec = env_ulong("mcg_io_timeout", 10);
+	corrupt_frame = getenv("mcg_test_corrupt_frame") ? (long)env_ulong("mcg_test_corrupt_frame", 0) : -1;
+	truncate_frame = getenv("mcg_test_truncate_frame") ? (long)env_ulong("mcg_test_truncate_frame", 0) : -1;
 	if (argc >= 2 && !strcmp(argv[1], "workload"))
 		return role_workload();
 	if (argc >= 4 && !strcmp(argv[1], "migrate"))

@@ -1,0 +1,77 @@
+// Real guests in QEMU (TCG here, KVM where usable): the guest migrates itself
+// while a workload writes memory and a probe outside talks to its services.
+// Slow: each case boots two VMs. Downtimes are measured but never asserted
+// here (they live in `npm run bench -- migration`).
+import { beforeAll, describe, expect, it } from 'vitest';
+import { buildGuest, runMigration, type Failure, type GuestArtifacts, type RunResult } from '../orchestrator/selfmig.js';
+
+let guest: GuestArtifacts;
+beforeAll(() => {
+  guest = buildGuest(); // cached by input hash; the first build takes minutes
+}, 30 * 60_000);
+
+const log = (l: string) => process.stderr.write(`[selfmig] ${l}\n`);
+
+function expectWorkloadIntact(r: RunResult) {
+  expect(r.verify).toMatch(/^verify ok /);
+  for (const s of [r.probe.udp, r.probe.tcp]) {
+    expect(s).toMatchObject({ duplicates: 0, missing: 0, inOrder: true });
+  }
+  expect(r.probe.tcp.closed).toBe(false);
+  expect(r.probe.udp.replies).toBeGreaterThan(50);
+}
+
+describe.sequential('self-migration between two QEMU guests', () => {
+  it('pre-copy: the target carries on with the whole state, the source powers off', async () => {
+    const r = await runMigration({ mode: 'precopy', guest, log });
+    expect(r.imageRan).toBe(true);
+    expect(r.sourceRunning).toBe(false);
+    expect(r.targetRunning).toBe(true);
+    expectWorkloadIntact(r);
+    const s = r.sourceStats as { rounds: { pages: number }[]; total_bytes: number; page_bytes: number; final_pages: number; in_use_pages: number };
+    expect(s.rounds.length).toBeGreaterThanOrEqual(2);
+    // Free pages are never sent: round 0 is no larger than the pages in use.
+    expect(s.rounds[0].pages).toBeLessThanOrEqual(s.in_use_pages);
+    expect(s.rounds[0].pages).toBeLessThanOrEqual(r.image!.pages * 1.1);
+    // The snapshot buffer held only the pages that changed since they were sent.
+    expect(r.image!.copied).toBeLessThan(r.image!.pages / 4);
+    // Framing (frame headers, pfns, image metadata) adds under 2 %.
+    expect(s.total_bytes / s.page_bytes - 1).toBeLessThan(0.02);
+  }, 300_000);
+
+  it('stop-and-copy: same checks through one snapshot', async () => {
+    const r = await runMigration({ mode: 'stopcopy', guest, log });
+    expect(r.imageRan).toBe(true);
+    expect(r.sourceRunning).toBe(false);
+    expect(r.targetRunning).toBe(true);
+    expectWorkloadIntact(r);
+  }, 300_000);
+
+  it.each([
+    { damage: 'corrupted', hook: 'mcg_test_corrupt_frame=3', reason: 'frame checksum mismatch' },
+    { damage: 'truncated', hook: 'mcg_test_truncate_frame=3', reason: 'connection lost' },
+  ])('a $damage stream is refused by the receiver and the source carries on', async ({ hook, reason }) => {
+    const r = await runMigration({ mode: 'precopy', guest, sourceAppend: hook, ioTimeoutSec: 3, log });
+    expect(r.imageRan).toBe(false);
+    expect(r.sourceRunning).toBe(true);
+    expect(r.events.some((e) => e.includes(`receive-aborted reason="${reason}"`))).toBe(true);
+    expect(r.events.some((e) => /migrate-failed .*source=running/.test(e))).toBe(true);
+    expectWorkloadIntact(r);
+  }, 300_000);
+
+  const failures: Failure[] = [
+    { at: 'early', how: 'kill-receiver' },
+    { at: 'mid-precopy', how: 'kill-receiver' },
+    { at: 'final-round', how: 'kill-receiver' },
+    { at: 'mid-precopy', how: 'break-link' },
+    { at: 'final-round', how: 'break-link' },
+  ];
+  it.each(failures)('fail-safe: $how at $at leaves exactly the source running', async (failure) => {
+    const r = await runMigration({ mode: 'precopy', guest, failure, ioTimeoutSec: 3, log });
+    expect(r.imageRan).toBe(false);
+    expect(r.sourceRunning).toBe(true);
+    expect(r.targetRunning).toBe(false);
+    expect(r.events.some((e) => /migrate-failed .*source=running/.test(e))).toBe(true);
+    expectWorkloadIntact(r);
+  }, 300_000);
+});
