@@ -1,8 +1,10 @@
 // `npm run bench -- <name> [--json]`: benchmarks print tables, machine and date noted.
+import { benchMigration } from './migration.js';
 import { benchTokens } from './tokens.js';
 
 const benches: Record<string, (json: boolean) => Promise<void>> = {
   tokens: benchTokens,
+  migration: benchMigration,
 };
 
 const [name, ...rest] = process.argv.slice(2);

@@ -122,6 +122,7 @@ export class Vm {
     if (seen) return Promise.resolve(seen);
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error(`${this.spec.name}: no console line matching ${re} within ${timeoutMs} ms; last lines:\n${this.lines.slice(-15).join('\n')}`)), timeoutMs);
+      timer.unref(); // a wait nobody needs any more must not keep the process alive
       const exitWatch = this.exited.then(() => {
         // A VM that is gone will never print it (unless it already did).
         setTimeout(() => reject(new Error(`${this.spec.name}: exited before printing ${re}; last lines:\n${this.lines.slice(-15).join('\n')}`)), 50);

@@ -133,7 +133,7 @@ class Probe {
   }
 }
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms).unref());
 
 function parseStats(vm: Vm): Record<string, unknown> | undefined {
   const line = vm.console.find((l) => l.startsWith('MCG-STATS '));
