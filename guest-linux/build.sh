@@ -28,7 +28,8 @@ say() { printf '[guest-build %s] %s\n' "$(date +%T)" "$*" >&2; }
 die() { say "error: $*"; exit 1; }
 
 src_tar=/usr/src/linux-source-6.1.tar.xz
-debs="linux-source-6.1 busybox-static build-essential bc flex bison libelf-dev libssl-dev cpio gzip xz-utils"
+# What the guest is built from, and what runs it (QEMU, ip for the test network).
+debs="linux-source-6.1 busybox-static build-essential bc flex bison libelf-dev libssl-dev cpio gzip xz-utils qemu-system-x86 iproute2"
 
 missing=""
 for d in $debs; do dpkg -s "$d" >/dev/null 2>&1 || missing="$missing $d"; done

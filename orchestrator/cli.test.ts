@@ -83,9 +83,9 @@ describe('mcg CLI', () => {
   });
 
   it('demo --json prints one JSON object on stdout and refuses every attack', async () => {
-    const r = await runAsync(['demo', '--json']);
+    const r = await runAsync(['demo', '--no-guest', '--json']);
     expect(r.code).toBe(0);
-    const summary = JSON.parse(r.out);
+    const summary = JSON.parse(r.out).tokens;
     expect(summary.paid).toBe(500);
     expect(summary.refused).toEqual({ 'replay of a spent token': 'REPLAY', 'counterfeit token': 'MISMATCH', 'token minted for another node': 'WRONG_NODE' });
     expect(summary.afterRestart.replay).toBe('REPLAY');
