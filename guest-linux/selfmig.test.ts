@@ -21,13 +21,18 @@ function expectWorkloadIntact(r: RunResult) {
   expect(r.probe.udp.replies).toBeGreaterThan(50);
 }
 
+/** The target runs the whole state; the source is gone. */
+function expectMigrated(r: RunResult) {
+  expect(r.imageRan).toBe(true);
+  expect(r.sourceRunning).toBe(false);
+  expect(r.targetRunning).toBe(true);
+  expectWorkloadIntact(r);
+}
+
 describe.sequential('self-migration between two QEMU guests', () => {
   it('pre-copy: the target carries on with the whole state, the source powers off', async () => {
     const r = await runMigration({ mode: 'precopy', guest, log });
-    expect(r.imageRan).toBe(true);
-    expect(r.sourceRunning).toBe(false);
-    expect(r.targetRunning).toBe(true);
-    expectWorkloadIntact(r);
+    expectMigrated(r);
     const s = r.sourceStats as { rounds: { pages: number }[]; total_bytes: number; page_bytes: number; final_pages: number; in_use_pages: number };
     expect(s.rounds.length).toBeGreaterThanOrEqual(2);
     // Free pages are never sent: round 0 is no larger than the pages in use.
@@ -41,10 +46,7 @@ describe.sequential('self-migration between two QEMU guests', () => {
 
   it('stop-and-copy: same checks through one snapshot', async () => {
     const r = await runMigration({ mode: 'stopcopy', guest, log });
-    expect(r.imageRan).toBe(true);
-    expect(r.sourceRunning).toBe(false);
-    expect(r.targetRunning).toBe(true);
-    expectWorkloadIntact(r);
+    expectMigrated(r);
   }, 300_000);
 
   it.each([

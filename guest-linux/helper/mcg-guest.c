@@ -433,6 +433,24 @@ static void fill_hello(struct mcg_mig_hello *h, int mode)
 
 /* ------------------------------------------------------------------ source */
 
+/* Connects to the receiver and says HELLO. */
+static int open_link(struct link *l, const char *target, int mode, const char **why)
+{
+	struct mcg_mig_hello hello;
+
+	l->fd = connect_to(target);
+	if (l->fd < 0) {
+		*why = "cannot connect to the receiver";
+		return -1;
+	}
+	fill_hello(&hello, mode);
+	if (send_frame(l, MCG_MIG_HELLO, &hello, sizeof(hello))) {
+		*why = "sending HELLO failed";
+		return -1;
+	}
+	return 0;
+}
+
 static char iobuf[MCG_MIG_MAX_PAYLOAD];
 
 /*
@@ -510,7 +528,6 @@ static int role_migrate(const char *mode_name, const char *target)
 {
 	int mode = !strcmp(mode_name, "precopy") ? MCG_MIG_MODE_PRECOPY : MCG_MIG_MODE_STOPCOPY;
 	struct precopy_stats pc = { 0 };
-	struct mcg_mig_hello hello;
 	struct link l = { .fd = -1 };
 	const char *why = NULL;
 	uint64_t image_bytes = 0;
@@ -526,19 +543,9 @@ static int role_migrate(const char *mode_name, const char *target)
 	snap = open("/dev/snapshot", O_RDONLY);
 	if (snap < 0)
 		die("open /dev/snapshot");
-	if (mode == MCG_MIG_MODE_PRECOPY) {
-		/* Pre-copy needs the link before the snapshot: its socket is in the image. */
-		l.fd = connect_to(target);
-		if (l.fd < 0) {
-			why = "cannot connect to the receiver";
-			goto failed_running;
-		}
-		fill_hello(&hello, mode);
-		if (send_frame(&l, MCG_MIG_HELLO, &hello, sizeof(hello))) {
-			why = "sending HELLO failed";
-			goto failed_running;
-		}
-	}
+	/* Pre-copy needs the link before the snapshot: its socket is in the image. */
+	if (mode == MCG_MIG_MODE_PRECOPY && open_link(&l, target, mode, &why))
+		goto failed_running;
 	for (attempt = 0;; attempt++) {
 		if (mode == MCG_MIG_MODE_PRECOPY &&
 		    precopy_rounds(snap, &l, link_send, &pc, attempt > 0, &why))
@@ -576,19 +583,9 @@ static int role_migrate(const char *mode_name, const char *target)
 	}
 	t_created = now_s();
 	say("MCG-EVENT image-sending snapshot_seconds=%.3f", t_created - t_freeze);
-	if (mode == MCG_MIG_MODE_STOPCOPY) {
-		/* Connect only now: a socket made after the snapshot is not in the image. */
-		l.fd = connect_to(target);
-		if (l.fd < 0) {
-			why = "cannot connect to the receiver";
-			goto failed_frozen;
-		}
-		fill_hello(&hello, mode);
-		if (send_frame(&l, MCG_MIG_HELLO, &hello, sizeof(hello))) {
-			why = "sending HELLO failed";
-			goto failed_frozen;
-		}
-	}
+	/* Stop-and-copy connects only now: a socket made after the snapshot is not in the image. */
+	if (mode == MCG_MIG_MODE_STOPCOPY && open_link(&l, target, mode, &why))
+		goto failed_frozen;
 	if (send_image(&l, snap, &image_bytes, &why))
 		goto failed_frozen;
 	t_acked = now_s();
