@@ -5,7 +5,7 @@ import type { RemoteInfo } from 'node:dgram';
 import { randomInt } from 'node:crypto';
 import DgramAsPromised, { type SocketAsPromised } from 'dgram-as-promised';
 import { fromHex, toHex } from '../tokens/_assert.js';
-import { BOOT_TOKEN_BYTES, decodeBootToken } from '../tokens/boot-token.js';
+import { decodeBootToken } from '../tokens/boot-token.js';
 import { CHAIN_ID_BYTES, CHAIN_VALUE_BYTES } from '../tokens/chain.js';
 import type { TokensFile } from '../tokens/vendor-store.js';
 import { decodeReply, encodeRequest, ErrCode, ERR_NAMES, type Reply, type Request } from './wire.js';
@@ -153,4 +153,3 @@ export function readTokensFile(json: string): TokensFile {
   return data;
 }
 
-export { BOOT_TOKEN_BYTES };

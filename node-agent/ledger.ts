@@ -30,7 +30,6 @@ export interface ChainState {
   /** Tokens v[lastIndex..n-1] have been spent; v[lastIndex] is the last accepted value. */
   lastIndex: number;
   lastValue: Uint8Array;
-  openedUnix: number;
 }
 
 export function grantedMibSeconds(chain: ChainState): number {
@@ -89,7 +88,6 @@ function replay(image: Buffer): { chains: Map<string, ChainState>; validBytes: n
         chainIdHex,
         lastIndex: payload.readUInt32BE(1 + BOOT_TOKEN_BYTES),
         lastValue: new Uint8Array(payload.subarray(5 + BOOT_TOKEN_BYTES)),
-        openedUnix: 0,
       });
     } else if (payload[0] === RECORD_PAY && len === PAY_PAYLOAD_BYTES) {
       const chain = chains.get(toHex(payload.subarray(1, 1 + CHAIN_ID_BYTES)));
@@ -144,7 +142,7 @@ export class Ledger {
   /** Records a new chain with its first payment (memory now, disk at the next flush). */
   stageOpen(token: BootToken, index: number, value: Uint8Array): ChainState {
     const chainIdHex = toHex(token.chainId);
-    const chain: ChainState = { token, chainIdHex, lastIndex: index, lastValue: value.slice(), openedUnix: Math.floor(Date.now() / 1000) };
+    const chain: ChainState = { token, chainIdHex, lastIndex: index, lastValue: value.slice() };
     this.chains.set(chainIdHex, chain);
     this.stage(openRecord(token, index, value));
     return chain;

@@ -262,9 +262,9 @@ export function buildProgram(): Command {
         const guest = buildGuest();
         const r = await runMigration({ mode: 'precopy', guest, log: (l) => say(`guest: ${l}`) });
         const s = r.sourceStats as { rounds: { pages: number }[]; final_pages: number; total_bytes: number } | undefined;
-        say(`guest: ${r.migrated ? 'migrated itself' : 'did NOT migrate'} in ${s?.rounds.length ?? 0} pre-copy rounds + a final round of ${s?.final_pages ?? '?'} pages (${((s?.total_bytes ?? 0) / 1e6).toFixed(1)} MB in all)`);
+        say(`guest: ${r.migrated ? 'migrated itself' : 'did NOT migrate'} in ${s?.rounds.length ?? 0} pre-copy rounds + a final round carrying ${r.image?.copied ?? '?'} changed pages of the ${r.image?.pages ?? '?'} in the image (${((s?.total_bytes ?? 0) / 1e6).toFixed(1)} MB sent in all)`);
         say(`guest: downtime seen from outside ${r.probe.udp.maxGapMs.toFixed(0)} ms; workload after migration: ${r.verify}; counters lost/repeated: ${r.probe.udp.missing + r.probe.tcp.missing}/${r.probe.udp.duplicates + r.probe.tcp.duplicates}; TCP connection kept: ${!r.probe.tcp.closed}; source powered off: ${!r.sourceRunning}`);
-        migration = { migrated: r.migrated, downtimeMs: r.probe.udp.maxGapMs, verify: r.verify, rounds: s?.rounds.length, finalPages: s?.final_pages, bytes: s?.total_bytes, sourceRunning: r.sourceRunning, targetRunning: r.targetRunning };
+        migration = { migrated: r.migrated, downtimeMs: r.probe.udp.maxGapMs, verify: r.verify, rounds: s?.rounds.length, finalChangedPages: r.image?.copied, imagePages: r.image?.pages, bytes: s?.total_bytes, sourceRunning: r.sourceRunning, targetRunning: r.targetRunning };
         if (!r.migrated || !r.verify.startsWith('verify ok')) throw new Error('the guest did not migrate cleanly (see above)');
       }
       if (o.json) process.stdout.write(JSON.stringify({ tokens, migration }) + '\n');

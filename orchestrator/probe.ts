@@ -8,10 +8,11 @@
 import { createSocket } from 'node:dgram';
 import { connect, type Socket } from 'node:net';
 import { createInterface } from 'node:readline';
+import { parseArgs } from 'node:util';
 
-const args = Object.fromEntries(process.argv.slice(2).reduce<string[][]>((acc, a, i, all) => (a.startsWith('--') ? [...acc, [a.slice(2), all[i + 1]]] : acc), []));
-const target: string = args.target ?? '10.99.0.2';
-const intervalMs = Number(args['interval-ms'] ?? 5);
+const { values: args } = parseArgs({ options: { target: { type: 'string', default: '10.99.0.2' }, 'interval-ms': { type: 'string', default: '5' } } });
+const target = args.target!;
+const intervalMs = Number(args['interval-ms']);
 const UDP_PORT = 7000;
 const TCP_PORT = 7001;
 

@@ -188,7 +188,6 @@ export async function runMigration(opts: RunOptions): Promise<RunResult> {
     let qemuStats: Record<string, unknown> | undefined;
     const tMigrate = performance.now();
     if (qemuMode) {
-      await source.qmp('migrate-set-parameters', {});
       const r = await source.qmp('migrate', { uri: 'tcp:127.0.0.1:4444' });
       if (r.error) throw new Error(`QMP migrate: ${JSON.stringify(r.error)}`);
       for (;;) {

@@ -7,7 +7,7 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { aint, astring, fromHex, toHex } from './_assert.js';
 import { acquireLock, ensurePrivateDir, LockBusyError, readJson, writeFileAtomic } from './_durable.js';
-import { encodeBootToken, loadPrivateKey, vendorKeyId, NAME_BYTES, type BootToken } from './boot-token.js';
+import { BOOT_TOKEN_BYTES, encodeBootToken, loadPrivateKey, vendorKeyId, NAME_BYTES, type BootToken } from './boot-token.js';
 import { CHAIN_ID_BYTES, CHAIN_MAX_LOG2_LENGTH, CHAIN_VALUE_BYTES, chainStep } from './chain.js';
 import { Pebbler, type PebblerState } from './pebbling.js';
 import { loadAddon } from '../native/addon.js';
@@ -51,6 +51,8 @@ interface ChainRecord {
   createdUnix: number;
   bootToken: string; // hex
   released: number;
+  /** Of `released`, tokens charged to the customer's account (same atomic write as the release). */
+  bought?: number;
   pebbler: Omit<PebblerState, 'pebbles' | 'first'> & { pebbles: StoredPebble[]; first: StoredPebble | null };
 }
 
@@ -65,10 +67,11 @@ export interface ChainSummary {
   expiresUnix: number;
 }
 
+/** The balance is derived: deposits minus the tokens bought on the customer's chains. */
 export interface Account {
   customer: string;
   apiKeyHash: string;
-  balanceTokens: number;
+  depositedTokens: number;
 }
 
 export interface MintRequest {
@@ -207,7 +210,7 @@ export class VendorStore {
    * is durable before the tokens are returned, so a crash never releases the
    * same token twice (it may lose a release that was never delivered).
    */
-  release(chainIdHex: string, count: number): TokensFile {
+  release(chainIdHex: string, count: number, charged = false): TokensFile {
     aint(count, 1, MAX_RELEASE_COUNT, 'count');
     const rec = this.readChain(chainIdHex);
     const chainId = fromHex(rec.chainId, CHAIN_ID_BYTES, 'chainId');
@@ -221,25 +224,31 @@ export class VendorStore {
       tokens.push({ index: t.index, value: toHex(t.value) });
     }
     rec.released += count;
+    if (charged) rec.bought = (rec.bought ?? 0) + count;
     rec.pebbler = this.encodePebbler(pebbler.snapshot());
     this.writeChain(rec);
     return { chainId: chainIdHex, tokens };
   }
 
   bootToken(chainIdHex: string): Uint8Array {
-    return fromHex(this.readChain(chainIdHex).bootToken, 208, 'bootToken');
+    return fromHex(this.readChain(chainIdHex).bootToken, BOOT_TOKEN_BYTES, 'bootToken');
   }
 
   chain(chainIdHex: string): ChainSummary {
     return summarize(this.readChain(chainIdHex));
   }
 
-  list(): ChainSummary[] {
+  private chainRecords(): ChainRecord[] {
     const dir = join(this.dir, 'chains');
     if (!existsSync(dir)) return [];
     return readdirSync(dir)
       .filter((f) => /^[0-9a-f]{32}\.json$/.test(f))
-      .map((f) => summarize(readJson<ChainRecord>(join(dir, f))!))
+      .map((f) => readJson<ChainRecord>(join(dir, f))!);
+  }
+
+  list(): ChainSummary[] {
+    return this.chainRecords()
+      .map(summarize)
       .sort((a, b) => a.customer.localeCompare(b.customer) || a.chainId.localeCompare(b.chainId));
   }
 
@@ -253,7 +262,7 @@ export class VendorStore {
     astring(customer, NAME_BYTES, 'customer');
     const accounts = this.accounts();
     const apiKey = randomBytes(24).toString('base64url');
-    accounts[customer] = { customer, apiKeyHash: hashApiKey(apiKey), balanceTokens: accounts[customer]?.balanceTokens ?? 0 };
+    accounts[customer] = { customer, apiKeyHash: hashApiKey(apiKey), depositedTokens: accounts[customer]?.depositedTokens ?? 0 };
     writeFileAtomic(this.accountsPath, JSON.stringify(accounts, null, 2));
     return { apiKey };
   }
@@ -263,9 +272,9 @@ export class VendorStore {
     const accounts = this.accounts();
     const acc = accounts[customer];
     if (!acc) throw new VendorError('UNKNOWN_ACCOUNT', `no account for customer "${customer}"`);
-    acc.balanceTokens += tokens;
+    acc.depositedTokens += tokens;
     writeFileAtomic(this.accountsPath, JSON.stringify(accounts, null, 2));
-    return acc.balanceTokens;
+    return this.balance(customer);
   }
 
   /** The customer an API key belongs to, or undefined. */
@@ -277,29 +286,22 @@ export class VendorStore {
   balance(customer: string): number {
     const acc = this.accounts()[customer];
     if (!acc) throw new VendorError('UNKNOWN_ACCOUNT', `no account for customer "${customer}"`);
-    return acc.balanceTokens;
+    const bought = this.chainRecords().filter((c) => c.customer === customer).reduce((n, c) => n + (c.bought ?? 0), 0);
+    return acc.depositedTokens - bought;
   }
 
-  /** Charges the account, then releases; a failed release refunds. */
+  /**
+   * Charges the account and releases in one atomic write of the chain file:
+   * a crash leaves either both done or neither.
+   */
   buy(customer: string, chainIdHex: string, count: number): TokensFile & { balanceTokens: number } {
-    const rec = this.readChain(chainIdHex);
-    if (rec.customer !== customer) throw new VendorError('UNKNOWN_CHAIN', `no chain ${chainIdHex} for customer "${customer}"`);
     aint(count, 1, MAX_RELEASE_COUNT, 'count');
-    const accounts = this.accounts();
-    const acc = accounts[customer];
-    if (!acc) throw new VendorError('UNKNOWN_ACCOUNT', `no account for customer "${customer}"`);
-    if (acc.balanceTokens < count) {
-      throw new VendorError('INSUFFICIENT_FUNDS', `account "${customer}" has ${acc.balanceTokens} token credits, needs ${count}`);
+    if (this.readChain(chainIdHex).customer !== customer) throw new VendorError('UNKNOWN_CHAIN', `no chain ${chainIdHex} for customer "${customer}"`);
+    const balance = this.balance(customer);
+    if (balance < count) {
+      throw new VendorError('INSUFFICIENT_FUNDS', `account "${customer}" has ${balance} token credits, needs ${count}`);
     }
-    acc.balanceTokens -= count;
-    writeFileAtomic(this.accountsPath, JSON.stringify(accounts, null, 2));
-    try {
-      return { ...this.release(chainIdHex, count), balanceTokens: acc.balanceTokens };
-    } catch (err) {
-      acc.balanceTokens += count;
-      writeFileAtomic(this.accountsPath, JSON.stringify(accounts, null, 2));
-      throw err;
-    }
+    return { ...this.release(chainIdHex, count, true), balanceTokens: balance - count };
   }
 
   private readChain(chainIdHex: string): ChainRecord {
