@@ -38,6 +38,13 @@ export interface VmSpec {
   consoleLog: string;
   qmpSocket?: string;
   extraArgs?: string[];
+  /** CPU model (default: the host's under KVM, qemu64 under TCG) */
+  cpu?: string;
+  smp?: number;
+  /** QEMU device model of the NICs (default virtio-net-pci) */
+  nicModel?: string;
+  /** keep the serial console's input open for send() */
+  interactive?: boolean;
 }
 
 export class Vm {
@@ -69,19 +76,19 @@ export class Vm {
 
   static start(spec: VmSpec, accel: Accel = chooseAccel()): Vm {
     const args = [
-      '-accel', accel, '-machine', 'q35', '-cpu', accel === 'kvm' ? 'host' : 'qemu64',
-      '-m', String(spec.memoryMiB), '-smp', '1',
+      '-accel', accel, '-machine', 'q35', '-cpu', spec.cpu ?? (accel === 'kvm' ? 'host' : 'qemu64'),
+      '-m', String(spec.memoryMiB), '-smp', String(spec.smp ?? 1),
       '-nographic', '-no-reboot', '-nodefaults', '-serial', 'stdio', '-monitor', 'none',
       '-kernel', spec.kernel, '-initrd', spec.initrd, '-append', spec.append,
       ...spec.nics.flatMap((n, i) => [
         '-netdev', `tap,id=n${i},ifname=${n.tap},script=no,downscript=no`,
-        '-device', `virtio-net-pci,netdev=n${i},mac=${n.mac},romfile=`,
+        '-device', `${spec.nicModel ?? 'virtio-net-pci'},netdev=n${i},mac=${n.mac},romfile=`,
       ]),
       ...(spec.qmpSocket ? ['-qmp', `unix:${spec.qmpSocket},server=on,wait=off`] : []),
       ...(spec.extraArgs ?? []),
     ];
     const cmd = [...(spec.wrapper ?? []), QEMU_BIN, ...args];
-    const child = spawn(cmd[0], cmd.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(cmd[0], cmd.slice(1), { stdio: [spec.interactive ? 'pipe' : 'ignore', 'pipe', 'pipe'] });
     return new Vm(spec, child);
   }
 
@@ -96,6 +103,12 @@ export class Vm {
       }
       return true;
     });
+  }
+
+  /** Types one line on the serial console (VMs started interactive). */
+  send(line: string): void {
+    if (!this.child.stdin) throw new Error(`${this.spec.name}: console input is closed (start it interactive)`);
+    this.child.stdin.write(line + '\n');
   }
 
   get running(): boolean {
