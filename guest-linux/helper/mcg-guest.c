@@ -36,6 +36,7 @@
 #include "mcg/migration.h"
 #include "mcg/xxh64.h"
 #include "precopy.h"
+#include "xen-nics.h"
 
 #define SERVICE_UDP_PORT 7000	/* counter: one number per request (the probe) */
 #define SERVICE_TCP_PORT 7001	/* counter stream: "N\n" every 10 ms on a kept connection */
@@ -723,6 +724,9 @@ static int role_receive(const char *port_str)
 	}
 	say("MCG-STATS {\"receiver\":true,\"precopy_pages\":%llu,\"image_bytes\":%llu,\"receive_seconds\":%.4f}",
 	    (unsigned long long)precopy_pages, (unsigned long long)written, t_end - t_first);
+	/* On Xen, the image's NICs take over this domain's backends (xen-nics.c). */
+	if (xen_nics_hand_over(5000) < 0)
+		say("MCG-EVENT warning: the restored system may have no network");
 	say("MCG-EVENT acked: restoring");
 	ioctl(snap, SNAPSHOT_ATOMIC_RESTORE);
 	/* Only returns on failure; the source has powered off by now. */
