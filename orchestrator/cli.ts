@@ -18,6 +18,8 @@ import { REPO_ROOT } from '../native/addon.js';
 import { runDemo } from './demo.js';
 import { buildGuest, runMigration } from './selfmig.js';
 import { VendorHttpError } from './vendor-client.js';
+import { buildXenTestbed, runXenScript } from './xen-testbed.js';
+import { runXenMigration, type XenMode } from './xen-selfmig.js';
 
 export const EXIT = { OK: 0, FAILURE: 1, USAGE: 2, STATE: 3, REFUSED: 4 } as const;
 
@@ -245,6 +247,43 @@ export function buildProgram(): Command {
     .action((o) => {
       const r = spawnSync('bash', [join(REPO_ROOT, 'guest-linux', 'build.sh'), ...(o.overlay ? ['--overlay', o.overlay] : [])], { stdio: 'inherit' });
       if (r.status !== 0) throw new Error('guest build failed (see above)');
+    });
+
+  const xen = program.command('xen').description('the Xen testbed: Xen 4.17 with a dom0 toolstack, booted in QEMU (guest-linux/xen)');
+  xen
+    .command('build')
+    .description('build the testbed (Debian\'s Xen and dom0 kernel, a dom0 initramfs with xl; cached) and print where it is')
+    .action(() => {
+      process.stdout.write(buildXenTestbed().dir + '\n');
+    });
+  xen
+    .command('run')
+    .description('boot Xen + dom0 in QEMU, run a bash script in dom0 (the mcg guest kernel and initramfs are in /guest), power off; exits with the script\'s status')
+    .argument('<script>', 'bash script to run in dom0')
+    .option('--timeout <seconds>', 'limit for the script', int('--timeout', 1, 86400), 1800)
+    .option('--log-dir <dir>', 'where the serial log is kept', process.cwd())
+    .option('--json', 'machine-readable result')
+    .action(async (scriptPath: string, o) => {
+      readFileArg(scriptPath, 'script');
+      if (!existsSync(o.logDir)) throw new RangeError(`--log-dir not found: ${o.logDir}`);
+      const guest = buildGuest();
+      const r = await runXenScript(scriptPath, { bzImage: guest.kernel, 'initramfs.cpio.gz': guest.initrd }, o.logDir, o.timeout * 1000);
+      out(o.json, r, `${r.output.join('\n')}\n[dom0 script exited ${r.status}; serial log: ${r.serialLog}]`);
+      if (r.status !== 0) process.exitCode = EXIT.FAILURE;
+    });
+  xen
+    .command('migrate')
+    .description('one measured migration of the mcg guest between two PVH domains on the testbed (root: a private network namespace)')
+    .addOption(new Option('--mode <mode>', 'self-migration (precopy, stopcopy) or dom0\'s managed xl migrate').choices(['precopy', 'stopcopy', 'xl']).default('precopy'))
+    .option('--json', 'machine-readable result')
+    .action(async (o) => {
+      if (process.getuid?.() !== 0) throw new Error('the Xen migration testbed needs root (network namespace, taps)');
+      const say = (line: string) => process.stderr.write(`xen: ${line}\n`);
+      const r = await runXenMigration({ mode: o.mode as XenMode, guest: buildGuest(), xen: buildXenTestbed(), log: say });
+      const { consoles: _consoles, ...result } = r;
+      out(o.json, result, `${o.mode}: ${r.migrated ? 'migrated' : 'did NOT migrate'}; downtime ${r.probe.udp.maxGapMs.toFixed(0)} ms; ` +
+        `total ${(r.totalMs / 1000).toFixed(1)} s; ${(r.bytes / 1e6).toFixed(1)} MB; workload: ${r.verify}; domains left: ${r.domains.join(', ') || 'none'}`);
+      if (!r.migrated || !r.verify.startsWith('verify ok')) process.exitCode = EXIT.FAILURE;
     });
 
   program
