@@ -82,7 +82,7 @@ export interface RunResult {
   totalMs: number;
 }
 
-class Probe {
+export class Probe {
   private waiting = new Map<number, (s: string) => void>();
   private nextId = 1;
   private summary?: (s: ProbeSummary) => void;
@@ -133,15 +133,15 @@ class Probe {
   }
 }
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms).unref());
+export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms).unref());
 
-function parseStats(vm: Vm): Record<string, unknown> | undefined {
-  const line = vm.console.find((l) => l.startsWith('MCG-STATS '));
+export function parseStats(console: string[]): Record<string, unknown> | undefined {
+  const line = console.find((l) => l.startsWith('MCG-STATS '));
   return line ? JSON.parse(line.slice('MCG-STATS '.length)) : undefined;
 }
 
 /** Verifies the workload's whole buffer (retries: the guest may still be settling). */
-async function verifyWorkload(probe: Probe): Promise<string> {
+export async function verifyWorkload(probe: Probe): Promise<string> {
   for (let i = 0; i < 5; i++) {
     const r = await probe.udp(`${SVC_GUEST_IP}:7002`, 'verify', 15_000);
     if (r) return r;
@@ -236,8 +236,8 @@ export async function runMigration(opts: RunOptions): Promise<RunResult> {
       accel,
       image,
       migrated: qemuMode ? true : receiver.console.some((l) => /MCG-EVENT restored/.test(l)),
-      sourceStats: parseStats(source),
-      receiverStats: parseStats(receiver),
+      sourceStats: parseStats(source.console),
+      receiverStats: parseStats(receiver.console),
       qemuStats,
       probe: summary,
       verify,
