@@ -13,11 +13,12 @@ interface Row {
   total_ms: number;
   bytes: number;
   rounds: number;
+  timeline: Record<string, number>;
   runs: number[];
 }
 
 function summarize(r: XenRunResult): Omit<Row, 'runs'> {
-  return { downtime_ms: r.probe.udp.maxGapMs, total_ms: r.totalMs, bytes: r.bytes, rounds: r.rounds };
+  return { downtime_ms: r.probe.udp.maxGapMs, total_ms: r.totalMs, bytes: r.bytes, rounds: r.rounds, timeline: r.timeline };
 }
 
 export async function benchXen(json: boolean, args: string[]): Promise<void> {
@@ -55,6 +56,10 @@ export async function benchXen(json: boolean, args: string[]): Promise<void> {
       }),
     ),
   );
+  const t = results.precopy.timeline;
+  console.log(`\npre-copy, median run, host ms after the migrate command: snapshot taken ${t.source_snapshot_taken ?? '?'}, ` +
+    `image received ${t.receiver_handing_over ?? '?'}, NICs handed over ${t.receiver_restoring ?? '?'}, target runs ${t.target_restored ?? '?'} ` +
+    '(console lines reach the host through xenconsoled and dom0\'s console, so each shows somewhat late)');
   if (json) {
     const pick = (r: Row) => ({ downtime_ms: r.downtime_ms, total_ms: r.total_ms, bytes: r.bytes, rounds: r.rounds });
     console.log(JSON.stringify({ selfmig: pick(results.precopy), stopcopy: pick(results.stopcopy), xl: pick(results.xl) }));

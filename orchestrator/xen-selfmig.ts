@@ -44,6 +44,8 @@ export interface XenRunResult {
   /** pre-copy rounds (ours) or 1 (xl's stream does not say) */
   rounds: number;
   totalMs: number;
+  /** host-observed ms after the migrate command at which each guest event showed (self-migration) */
+  timeline: Record<string, number>;
   consoles: Record<string, string[]>;
 }
 
@@ -148,8 +150,15 @@ export async function runXenMigration(opts: XenRunOptions): Promise<XenRunResult
     const sourceStats = parseStats(host.domainConsole('source'));
     if (opts.mode !== 'xl') bytes = Number((sourceStats as { total_bytes?: number } | undefined)?.total_bytes ?? 0);
     const rounds = opts.mode === 'xl' ? 1 : ((sourceStats as { rounds?: unknown[] } | undefined)?.rounds?.length ?? 0) + 1;
+    const timeline: Record<string, number> = {};
+    const events = { source_snapshot_taken: ['source', /MCG-EVENT image-sending/], source_acked: ['source', /MCG-EVENT migrated/],
+      receiver_handing_over: ['receiver', /MCG-STATS/], receiver_restoring: ['receiver', /MCG-EVENT acked: restoring/], target_restored: ['receiver', /MCG-EVENT restored/] } as const;
+    for (const [name, [dom, re]] of Object.entries(events)) {
+      const at = host.vm.timeOf(new RegExp(`^\\[${dom}\\] .*${re.source}`));
+      if (at !== undefined && at > tMigrate) timeline[name] = Math.round(at - tMigrate);
+    }
     return {
-      mode: opts.mode, migrated, probe: summary, verify, domains, sourceStats, bytes, rounds, totalMs,
+      mode: opts.mode, migrated, probe: summary, verify, domains, sourceStats, bytes, rounds, totalMs, timeline,
       consoles: { source: host.domainConsole('source'), receiver: host.domainConsole('receiver') },
     };
   } finally {

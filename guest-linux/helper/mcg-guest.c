@@ -647,6 +647,9 @@ static int role_receive(const char *port_str)
 	setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
 	if (bind(lfd, (struct sockaddr *)&a, sizeof(a)) < 0 || listen(lfd, 1) < 0)
 		die("receiver listen");
+	/* The NICs the receiver does not use are handed over now, not in the downtime. */
+	if (xen_nics_hand_over(XEN_NICS_IDLE, 5000) < 0)
+		die("handing idle Xen NICs over");
 	say("MCG-EVENT receiver-ready port=%s", port_str);
 	l.fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
 	if (l.fd < 0)
@@ -725,7 +728,7 @@ static int role_receive(const char *port_str)
 	say("MCG-STATS {\"receiver\":true,\"precopy_pages\":%llu,\"image_bytes\":%llu,\"receive_seconds\":%.4f}",
 	    (unsigned long long)precopy_pages, (unsigned long long)written, t_end - t_first);
 	/* On Xen, the image's NICs take over this domain's backends (xen-nics.c). */
-	if (xen_nics_hand_over(5000) < 0)
+	if (xen_nics_hand_over(XEN_NICS_ALL, 5000) < 0)
 		say("MCG-EVENT warning: the restored system may have no network");
 	say("MCG-EVENT acked: restoring");
 	ioctl(snap, SNAPSHOT_ATOMIC_RESTORE);

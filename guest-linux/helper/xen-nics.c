@@ -7,8 +7,10 @@
  * Initialising (the backend prepares for a reconnect and waits in InitWait).
  * The restored netfront then connects as after Xen's own restore.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <net/if.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -76,16 +78,59 @@ static int wait_state(int fd, const char *path, int a, int b, double deadline)
 	return -1;
 }
 
-static int hand_over(int fd, const char *vif, double deadline)
+static int read_state(int fd, const char *path)
 {
-	char fe[64], be[XS_PAYLOAD_MAX + 1], be_state[256], st[4];
+	char v[XS_PAYLOAD_MAX + 1];
+
+	return xs_request(fd, XS_READ, path, NULL, v) ? -1 : atoi(v);
+}
+
+/* Whether the interface with this MAC address is up (the receiver uses it). */
+static int nic_is_up(const char *mac)
+{
+	char path[300], buf[64];
+	DIR *d = opendir("/sys/class/net");
+	struct dirent *e;
+	int up = 0;
+	FILE *f;
+
+	while (d && (e = readdir(d))) {
+		snprintf(path, sizeof(path), "/sys/class/net/%.200s/address", e->d_name);
+		f = fopen(path, "r");
+		if (!f)
+			continue;
+		if (fgets(buf, sizeof(buf), f) && !strncasecmp(buf, mac, strlen(mac))) {
+			FILE *g;
+
+			snprintf(path, sizeof(path), "/sys/class/net/%.200s/flags", e->d_name);
+			g = fopen(path, "r");
+			if (g && fgets(buf, sizeof(buf), g))
+				up = (strtoul(buf, NULL, 16) & IFF_UP) != 0;
+			if (g)
+				fclose(g);
+		}
+		fclose(f);
+	}
+	if (d)
+		closedir(d);
+	return up;
+}
+
+static int hand_over(int fd, const char *vif, int which, double deadline)
+{
+	char fe[64], be[XS_PAYLOAD_MAX + 1], be_state[256], mac[64], st[4];
 
 	/* Names and backend paths are short ("0", "/local/domain/0/backend/vif/7/0"). */
-	snprintf(fe, sizeof(fe), "device/vif/%.16s/state", vif);
 	snprintf(be_state, sizeof(be_state), "device/vif/%.16s/backend", vif);
 	if (xs_request(fd, XS_READ, be_state, NULL, be))
 		return -1;
 	snprintf(be_state, sizeof(be_state), "%.200s/state", be);
+	snprintf(fe, sizeof(fe), "device/vif/%.16s/mac", vif);
+	if (which == XEN_NICS_IDLE && (xs_request(fd, XS_READ, fe, NULL, mac) || nic_is_up(mac)))
+		return 0;
+	snprintf(fe, sizeof(fe), "device/vif/%.16s/state", vif);
+	if (read_state(fd, fe) == XB_INITIALISING && read_state(fd, be_state) == XB_INITWAIT)
+		return 0;	/* handed over already */
 	snprintf(st, sizeof(st), "%d", XB_CLOSING);
 	if (xs_request(fd, XS_WRITE, fe, st, NULL) || wait_state(fd, be_state, XB_CLOSED, XB_CLOSED, deadline))
 		return -1;
@@ -95,7 +140,7 @@ static int hand_over(int fd, const char *vif, double deadline)
 	return 0;
 }
 
-int xen_nics_hand_over(int timeout_ms)
+int xen_nics_hand_over(int which, int timeout_ms)
 {
 	char list[XS_PAYLOAD_MAX + 1], *vif;
 	double deadline = now_ms() + timeout_ms;
@@ -110,7 +155,7 @@ int xen_nics_hand_over(int timeout_ms)
 		return 0;
 	}
 	for (vif = list; *vif; vif += strlen(vif) + 1, n++) {
-		if (hand_over(fd, vif, deadline)) {
+		if (hand_over(fd, vif, which, deadline)) {
 			printf("MCG-EVENT xen-nic-handover-failed vif=%s errno=\"%s\"\n", vif, strerror(errno));
 			close(fd);
 			return -1;

@@ -3,12 +3,17 @@
 #ifndef MCG_XEN_NICS_H
 #define MCG_XEN_NICS_H
 
+enum {
+	XEN_NICS_IDLE,	/* only the NICs this kernel does not use (they are down) */
+	XEN_NICS_ALL,	/* every NIC not handed over yet */
+};
+
 /*
  * Closes this kernel's connections to the domain's network backends and leaves
  * each backend waiting for a frontend to initialise, so that the image about
- * to be restored here reconnects its own NICs. Returns how many it handed
- * over, 0 without Xen, -1 on failure (the reason is printed).
+ * to be restored here reconnects its own NICs. Returns how many NICs the
+ * domain has, 0 without Xen, -1 on failure (the reason is printed).
  */
-int xen_nics_hand_over(int timeout_ms);
+int xen_nics_hand_over(int which, int timeout_ms);
 
 #endif
