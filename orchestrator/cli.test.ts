@@ -24,7 +24,18 @@ describe('mcg CLI', () => {
   it('--help names every role command and the exit codes', () => {
     const r = mcg('--help');
     expect(r.code).toBe(0);
-    for (const c of ['vendor', 'node', 'pay', 'guest', 'demo', 'Exit codes']) expect(r.out).toContain(c);
+    for (const c of ['vendor', 'node', 'pay', 'guest', 'xen', 'demo', 'Exit codes']) expect(r.out).toContain(c);
+  });
+
+  it('the Xen testbed commands refuse bad input before booting anything', () => {
+    const missing = mcg('xen', 'run', join(dir, 'no-such-script.sh'));
+    expect(missing.code).toBe(2);
+    expect(missing.err).toContain('script file not found');
+    noStack(missing.err);
+    const mode = mcg('xen', 'migrate', '--mode', 'teleport');
+    expect(mode.code).toBe(2);
+    expect(mode.err).toContain('teleport');
+    expect(mcg('xen', '--help').out).toMatch(/build[\s\S]*run[\s\S]*migrate/);
   });
 
   it('bad usage exits 2 with one line and no stack', () => {
