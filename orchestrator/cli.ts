@@ -258,7 +258,7 @@ export function buildProgram(): Command {
     });
   xen
     .command('run')
-    .description('boot Xen + dom0 in QEMU, run a bash script in dom0 (the mcg guest kernel and initramfs are in /guest), power off; exits with the script\'s status')
+    .description('boot Xen + dom0 in QEMU, run a bash script in dom0 (the mcg guest kernel and initramfs are in /guest), power off; exits 0 if the script succeeded, 1 if not')
     .argument('<script>', 'bash script to run in dom0')
     .option('--timeout <seconds>', 'limit for the script', int('--timeout', 1, 86400), 1800)
     .option('--log-dir <dir>', 'where the serial log is kept', process.cwd())
