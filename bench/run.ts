@@ -15,4 +15,9 @@ if (!run) {
   console.error(`usage: npm run bench -- <${Object.keys(benches).join('|')}> [--json] (xen: [--runs N])`);
   process.exit(2);
 }
-await run(rest.includes('--json'), rest);
+try {
+  await run(rest.includes('--json'), rest);
+} catch (err) {
+  console.error(`bench ${name}: ${(err as Error).message}`);
+  process.exit(1);
+}

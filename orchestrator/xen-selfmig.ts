@@ -114,7 +114,12 @@ export async function runXenMigration(opts: XenRunOptions): Promise<XenRunResult
     let bytes = 0;
     let migrated = false;
     if (opts.mode === 'xl') {
-      await host.must('xl migrate -s /guest/local-ssh source localhost', MIGRATION_TIMEOUT_MS);
+      const xl = await host.sh('xl migrate -s /guest/local-ssh source localhost', MIGRATION_TIMEOUT_MS);
+      if (xl.status !== 0) {
+        const crashed = host.vm.console.some((l) => /\(XEN\) d\d+v\d+ Triple fault/.test(l));
+        throw new Error(`xl migrate failed (status ${xl.status})${crashed ? ': Xen reports the guest triple-faulted during the live phase' : ''}: ` +
+          xl.output.filter((l) => /error|failed/i.test(l)).slice(-2).join(' / '));
+      }
       totalMs = performance.now() - tMigrate;
       // wc writes its count when the stream ends, just after xl returns.
       const count = await host.must('for i in 1 2 3 4 5; do [ -s /tmp/xl-stream-bytes ] && break; sleep 1; done; cat /tmp/xl-stream-bytes');
