@@ -31,15 +31,9 @@ src_tar=/usr/src/linux-source-6.1.tar.xz
 # What the guest is built from, and what runs it (QEMU, ip for the test network).
 debs="linux-source-6.1 busybox-static build-essential bc flex bison libelf-dev libssl-dev cpio gzip xz-utils qemu-system-x86 iproute2"
 
-missing=""
-for d in $debs; do dpkg -s "$d" >/dev/null 2>&1 || missing="$missing $d"; done
-if [ -n "$missing" ]; then
-	[ "$install" = 1 ] || die "missing Debian packages:$missing (run: apt-get install$missing)"
-	[ "$(id -u)" = 0 ] || die "missing Debian packages:$missing; run as root or: sudo apt-get install$missing"
-	say "installing$missing"
-	apt-get update -qq >&2
-	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $missing >&2
-fi
+# shellcheck source=guest-linux/debs.sh
+. "$here/debs.sh"
+ensure_debs "$install" "" $debs
 [ -f "$src_tar" ] || die "$src_tar not found after installing linux-source-6.1"
 
 mkdir -p "$cache"

@@ -30,15 +30,9 @@ die() { say "error: $*"; exit 1; }
 xen_pinned=4.17.5+72-g01140da4e8-1
 debs="xen-utils-4.17 xenstore-utils busybox-static bash qemu-system-x86 iproute2 cpio gzip kmod"
 
-missing=""
-for d in $debs; do dpkg -s "$d" >/dev/null 2>&1 || missing="$missing $d"; done
-if [ -n "$missing" ]; then
-	[ "$install" = 1 ] || die "missing Debian packages:$missing (run: apt-get install$missing)"
-	[ "$(id -u)" = 0 ] || die "missing Debian packages:$missing; run as root or: sudo apt-get install$missing"
-	say "installing$missing"
-	apt-get update -qq >&2
-	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $missing >&2
-fi
+# shellcheck source=guest-linux/debs.sh
+. "$here/../debs.sh"
+ensure_debs "$install" --no-install-recommends $debs
 
 dom0_pkg=$(apt-cache depends linux-image-amd64 2>/dev/null | sed -n 's/.*Depends: \(linux-image-[0-9].*-amd64\)$/\1/p' | head -1)
 [ -n "$dom0_pkg" ] || die "cannot find Debian's current linux-image package (apt-get update?)"
