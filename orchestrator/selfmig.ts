@@ -23,11 +23,16 @@ export interface GuestArtifacts {
   initrd: string;
 }
 
-/** Builds (or finds cached) the guest: guest-linux/build.sh, progress on stderr. */
+/** Runs a cached build script of the repo (progress on stderr) and returns the artifact directory it prints last. */
+export function runBuildScript(script: string, what: string): string {
+  const r = spawnSync('bash', [join(REPO_ROOT, script)], { stdio: ['ignore', 'pipe', 'inherit'], encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`${what} build failed (see the output above)`);
+  return r.stdout.trim().split('\n').at(-1)!;
+}
+
+/** Builds (or finds cached) the guest: guest-linux/build.sh. */
 export function buildGuest(): GuestArtifacts {
-  const r = spawnSync('bash', [join(REPO_ROOT, 'guest-linux', 'build.sh')], { stdio: ['ignore', 'pipe', 'inherit'], encoding: 'utf8' });
-  if (r.status !== 0) throw new Error('guest build failed (see the output above)');
-  const dir = r.stdout.trim().split('\n').at(-1)!;
+  const dir = runBuildScript('guest-linux/build.sh', 'guest');
   return { dir, kernel: join(dir, 'bzImage'), initrd: join(dir, 'initramfs.cpio.gz') };
 }
 

@@ -5,8 +5,8 @@
 import { spawnSync } from 'node:child_process';
 import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
-import { REPO_ROOT } from '../native/addon.js';
 import { Vm, chooseAccel, type NicSpec } from '../node-agent/qemu.js';
+import { runBuildScript } from './selfmig.js';
 
 export interface XenArtifacts {
   dir: string;
@@ -15,11 +15,9 @@ export interface XenArtifacts {
   dom0Initrd: string;
 }
 
-/** Builds (or finds cached) the testbed: guest-linux/xen/build.sh, progress on stderr. */
+/** Builds (or finds cached) the testbed: guest-linux/xen/build.sh. */
 export function buildXenTestbed(): XenArtifacts {
-  const r = spawnSync('bash', [join(REPO_ROOT, 'guest-linux', 'xen', 'build.sh')], { stdio: ['ignore', 'pipe', 'inherit'], encoding: 'utf8' });
-  if (r.status !== 0) throw new Error('Xen testbed build failed (see the output above)');
-  const dir = r.stdout.trim().split('\n').at(-1)!;
+  const dir = runBuildScript('guest-linux/xen/build.sh', 'Xen testbed');
   return { dir, xen: join(dir, 'xen.elf'), vmlinuz: join(dir, 'vmlinuz'), dom0Initrd: join(dir, 'dom0.cpio.gz') };
 }
 
@@ -143,7 +141,6 @@ function guestArchive(files: Record<string, string>, workDir: string): Buffer {
   }
 }
 
-
 export interface ScriptRun {
   status: number;
   output: string[];
@@ -165,6 +162,6 @@ export async function runXenScript(script: string, files: Record<string, string>
     return { ...r, serialLog: join(work, 'xen-host.log') };
   } finally {
     await host?.shutdown();
-    for (const f of ['dom0-initrd']) rmSync(join(work, f), { force: true });
+    rmSync(join(work, 'dom0-initrd'), { force: true }); // 10 MB; the log is what is kept
   }
 }
