@@ -4,6 +4,7 @@
 import { createSocket } from 'node:dgram';
 import { createHash, hash as oneShotHash, randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
+import { interruptSafeTempDir } from '../node-agent/on-interrupt.js';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadAddon } from '../native/addon.js';
@@ -90,7 +91,8 @@ async function admission() {
   const CHAINS = 32;
   const WINDOW = 16;
   const PER_CHAIN = 4000;
-  const dir = mkdtempSync(join(tmpdir(), 'mcg-bench-node-'));
+  const tmp = interruptSafeTempDir(join(tmpdir(), 'mcg-bench-node-'));
+  const dir = tmp.path;
   const store = new VendorStore(join(dir, 'vendor')).lock();
   store.init();
   const chains = [];
@@ -136,7 +138,7 @@ async function admission() {
   const seconds = (performance.now() - t0) / 1000;
   sock.close();
   await agent.stop();
-  rmSync(dir, { recursive: true, force: true });
+  tmp.remove();
   latencies.sort((a, b) => a - b);
   const pct = (p: number) => latencies[Math.min(latencies.length - 1, Math.floor((p / 100) * latencies.length))];
   const rate = accepted / seconds;

@@ -2,7 +2,8 @@
 // removed afterwards. A vendor serves its HTTP API, a customer buys a chain and
 // tokens, a node agent (its own process) admits and records the payments, and
 // replays, counterfeits and misdirected tokens are refused, also after a restart.
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
+import { interruptSafeTempDir } from '../node-agent/on-interrupt.js';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
@@ -24,7 +25,8 @@ export interface DemoSummary {
 }
 
 export async function runDemo(log: (line: string) => void): Promise<DemoSummary> {
-  const dir = mkdtempSync(join(tmpdir(), 'mcg-demo-'));
+  const tmp = interruptSafeTempDir(join(tmpdir(), 'mcg-demo-'));
+  const dir = tmp.path;
   const store = new VendorStore(join(dir, 'vendor')).lock();
   const server = createVendorServer(store);
   let agent: AgentProcess | undefined;
@@ -93,6 +95,6 @@ export async function runDemo(log: (line: string) => void): Promise<DemoSummary>
     await agent?.stop();
     await new Promise((r) => server.close(r));
     store.unlock();
-    rmSync(dir, { recursive: true, force: true });
+    tmp.remove();
   }
 }

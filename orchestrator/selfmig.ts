@@ -3,7 +3,7 @@
 // (pre-copy or stop-and-copy) or QEMU's managed live migration of the same
 // guest. Used by the tests (correctness, fail-safe) and `npm run bench`.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { interruptSafeTempDir, onInterrupt } from '../node-agent/on-interrupt.js';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -94,6 +94,8 @@ export class Probe {
   readonly ready: Promise<void>;
 
   constructor(private readonly child: ChildProcess) {
+    const dropUndo = onInterrupt(() => child.kill('SIGKILL'));
+    child.once('exit', dropUndo);
     let markReady: () => void;
     this.ready = new Promise((r) => (markReady = r));
     createInterface({ input: child.stdout! }).on('line', (line) => {
@@ -157,7 +159,8 @@ export async function verifyWorkload(probe: Probe): Promise<string> {
 export async function runMigration(opts: RunOptions): Promise<RunResult> {
   const log = opts.log ?? (() => {});
   const accel = chooseAccel();
-  const work = mkdtempSync(join(tmpdir(), 'mcg-mig-'));
+  const workDir = interruptSafeTempDir(join(tmpdir(), 'mcg-mig-'));
+  const work = workDir.path;
   const tb = Testbed.create();
   const vms: Vm[] = [];
   let probe: Probe | undefined;
@@ -257,8 +260,8 @@ export async function runMigration(opts: RunOptions): Promise<RunResult> {
     probe?.kill();
     for (const vm of vms) await vm.stop();
     tb.destroy();
-    if (!process.env.MCG_KEEP_LOGS) rmSync(work, { recursive: true, force: true });
-    else log(`consoles kept in ${work}`);
+    workDir.remove(!!process.env.MCG_KEEP_LOGS);
+    if (process.env.MCG_KEEP_LOGS) log(`consoles kept in ${work}`);
     log(`run took ${((performance.now() - t0) / 1000).toFixed(1)} s`);
   }
 }

@@ -3,6 +3,7 @@
 // link) and one tap per guest NIC. QEMU and the probe run inside it. Needs root.
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { onInterrupt } from '../node-agent/on-interrupt.js';
 
 export const SVC_HOST_IP = '10.99.0.1';
 export const SVC_GUEST_IP = '10.99.0.2';
@@ -15,6 +16,7 @@ function ip(...args: string[]): void {
 
 export class Testbed {
   private taps = 0;
+  private readonly dropUndo = onInterrupt(() => this.destroy());
 
   private constructor(readonly ns: string) {}
 
@@ -62,6 +64,7 @@ export class Testbed {
   }
 
   destroy(): void {
+    this.dropUndo();
     try {
       ip('netns', 'del', this.ns);
     } catch {

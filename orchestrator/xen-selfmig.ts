@@ -3,7 +3,8 @@
 // or dom0's managed `xl migrate` of the same guest to localhost. Measured from
 // outside by the same probe as on QEMU: the host's service network is bridged
 // into dom0's xenbr0, where the guest's eth0 is.
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
+import { interruptSafeTempDir } from '../node-agent/on-interrupt.js';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { MIG_RECEIVER_IP, MIG_SOURCE_IP, SVC_GUEST_IP, Testbed } from './testbed.js';
@@ -93,7 +94,8 @@ async function createDomain(host: XenHost, name: string, ready: RegExp, log: (l:
 
 export async function runXenMigration(opts: XenRunOptions): Promise<XenRunResult> {
   const log = opts.log ?? (() => {});
-  const work = mkdtempSync(join(tmpdir(), 'mcg-xen-'));
+  const workDir = interruptSafeTempDir(join(tmpdir(), 'mcg-xen-'));
+  const work = workDir.path;
   const tb = Testbed.create();
   let host: XenHost | undefined;
   let probe: Probe | undefined;
@@ -187,7 +189,7 @@ export async function runXenMigration(opts: XenRunOptions): Promise<XenRunResult
     probe?.kill();
     await host?.shutdown();
     tb.destroy();
-    if (!process.env.MCG_KEEP_LOGS) rmSync(work, { recursive: true, force: true });
-    else log(`logs kept in ${work}`);
+    workDir.remove(!!process.env.MCG_KEEP_LOGS);
+    if (process.env.MCG_KEEP_LOGS) log(`logs kept in ${work}`);
   }
 }

@@ -4,6 +4,7 @@
 // each domain's console is copied to dom0's, tagged "[name] ".
 import { spawnSync } from 'node:child_process';
 import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { onInterrupt } from '../node-agent/on-interrupt.js';
 import { basename, join } from 'node:path';
 import { Vm, chooseAccel, type NicSpec } from '../node-agent/qemu.js';
 import { runBuildScript } from './selfmig.js';
@@ -155,6 +156,8 @@ export interface ScriptRun {
  */
 export async function runXenScript(script: string, files: Record<string, string>, logDir: string, timeoutMs: number): Promise<ScriptRun> {
   const work = mkdtempSync(join(logDir, 'xen-run-'));
+  const dropInitrd = () => rmSync(join(work, 'dom0-initrd'), { force: true }); // 10 MB; the log is what is kept
+  const dropUndo = onInterrupt(dropInitrd);
   let host: XenHost | undefined;
   try {
     host = await XenHost.boot({ artifacts: buildXenTestbed(), files: { ...files, 'run.sh': script }, workDir: work });
@@ -162,6 +165,7 @@ export async function runXenScript(script: string, files: Record<string, string>
     return { ...r, serialLog: join(work, 'xen-host.log') };
   } finally {
     await host?.shutdown();
-    rmSync(join(work, 'dom0-initrd'), { force: true }); // 10 MB; the log is what is kept
+    dropUndo();
+    dropInitrd();
   }
 }

@@ -1,0 +1,47 @@
+// What a process must not leave behind when it is interrupted (Ctrl-C, SIGTERM,
+// a closed terminal): QEMU processes, child processes, network namespaces and
+// temp dirs. Their owners register a synchronous undo while they hold one and
+// drop it once they cleaned up the normal way. On a signal every undo runs,
+// newest first (a VM dies before the namespace it runs in), and the process
+// exits with 128 + the signal number, as a shell reports it.
+import { mkdtempSync, rmSync } from 'node:fs';
+import { constants } from 'node:os';
+
+const undos = new Set<() => void>();
+let installed = false;
+
+function runUndosAndExit(signal: NodeJS.Signals): void {
+  for (const undo of [...undos].reverse()) {
+    try {
+      undo();
+    } catch {
+      /* keep undoing the rest */
+    }
+  }
+  process.stderr.write(`mcg: interrupted (${signal}); stopped what it had started and removed what it had made\n`);
+  process.exit(128 + (constants.signals[signal] ?? 0));
+}
+
+/** Registers `undo` to run if the process is interrupted; returns the function that drops it. */
+export function onInterrupt(undo: () => void): () => void {
+  if (!installed) {
+    installed = true;
+    for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.once(signal, () => runUndosAndExit(signal));
+  }
+  undos.add(undo);
+  return () => undos.delete(undo);
+}
+
+/** A temp dir removed on interrupt; `remove()` removes it (or keeps it, when asked) and drops the undo. */
+export function interruptSafeTempDir(prefix: string): { path: string; remove(keep?: boolean): void } {
+  const path = mkdtempSync(prefix);
+  const erase = () => rmSync(path, { recursive: true, force: true });
+  const drop = onInterrupt(erase);
+  return {
+    path,
+    remove(keep = false) {
+      drop();
+      if (!keep) erase();
+    },
+  };
+}
