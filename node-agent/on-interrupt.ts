@@ -11,14 +11,16 @@ const undos = new Set<() => void>();
 let installed = false;
 
 function runUndosAndExit(signal: NodeJS.Signals): void {
-  for (const undo of [...undos].reverse()) {
+  const pending = [...undos].reverse();
+  for (const undo of pending) {
     try {
       undo();
     } catch {
       /* keep undoing the rest */
     }
   }
-  process.stderr.write(`mcg: interrupted (${signal}); stopped what it had started and removed what it had made\n`);
+  // Silent when nothing was left to undo (a test worker told to end, say).
+  if (pending.length) process.stderr.write(`mcg: interrupted (${signal}); stopped what it had started and removed what it had made\n`);
   process.exit(128 + (constants.signals[signal] ?? 0));
 }
 
