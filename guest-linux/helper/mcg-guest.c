@@ -616,12 +616,23 @@ failed_running:
 
 /* ---------------------------------------------------------------- receiver */
 
+/* Where the receiver's time in the final image goes (MCG-STATS). */
+struct image_load_stats {
+	double seconds;		/* inside write(): the kernel loading the image */
+	double longest;		/* the longest write(): the page after which it prepares the image */
+};
+
 /* write() to /dev/snapshot takes one page per call. */
-static int write_image(int snap, const char *p, size_t len)
+static int write_image(int snap, const char *p, size_t len, struct image_load_stats *st)
 {
 	while (len) {
+		double t = now_s();
 		ssize_t n = write(snap, p, len);
 
+		t = now_s() - t;
+		st->seconds += t;
+		if (t > st->longest)
+			st->longest = t;
 		if (n <= 0)
 			return -1;
 		p += n;
@@ -640,8 +651,9 @@ static int role_receive(const char *port_str)
 	struct link l = { .fd = -1 };
 	struct mcg_mig_hello mine, *hello;
 	uint64_t written = 0, expected = 0, precopy_pages = 0;
+	struct image_load_stats load = { 0 };
 	const char *why = "";
-	double t_first = 0, t_end;
+	double t_first = 0, t_image = 0, t_end;
 	uint32_t len;
 
 	setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
@@ -693,6 +705,7 @@ static int role_receive(const char *port_str)
 			continue;
 		} else if (type == MCG_MIG_IMAGE) {
 			if (written == 0) {
+				t_image = now_s();
 				/* The processes of the receiver stop here; the kernel goes on receiving. */
 				if (ioctl(snap, SNAPSHOT_FREEZE) < 0) {
 					why = "SNAPSHOT_FREEZE failed";
@@ -702,7 +715,7 @@ static int role_receive(const char *port_str)
 					memcpy(&expected, iobuf + SWSUSP_INFO_PAGES_OFFSET, 8);
 				expected *= MCG_MIG_PAGE_BYTES;
 			}
-			if (write_image(snap, iobuf, len)) {
+			if (write_image(snap, iobuf, len, &load)) {
 				why = "the kernel refused the image";
 				goto abort;
 			}
@@ -725,8 +738,10 @@ static int role_receive(const char *port_str)
 		why = "sending ACK failed";
 		goto abort;
 	}
-	say("MCG-STATS {\"receiver\":true,\"precopy_pages\":%llu,\"image_bytes\":%llu,\"receive_seconds\":%.4f}",
-	    (unsigned long long)precopy_pages, (unsigned long long)written, t_end - t_first);
+	say("MCG-STATS {\"receiver\":true,\"precopy_pages\":%llu,\"image_bytes\":%llu,\"receive_seconds\":%.4f,"
+	    "\"image_seconds\":%.4f,\"image_load_seconds\":%.4f,\"image_longest_write_seconds\":%.4f}",
+	    (unsigned long long)precopy_pages, (unsigned long long)written, t_end - t_first,
+	    t_end - t_image, load.seconds, load.longest);
 	/* On Xen, the image's NICs take over this domain's backends (xen-nics.c). */
 	if (xen_nics_hand_over(XEN_NICS_ALL, 5000) < 0)
 		say("MCG-EVENT warning: the restored system may have no network");
