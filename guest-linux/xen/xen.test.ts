@@ -5,7 +5,7 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import { buildGuest, type GuestArtifacts } from '../../orchestrator/selfmig.js';
 import { buildXenTestbed, type XenArtifacts } from '../../orchestrator/xen-testbed.js';
-import { runXenMigration } from '../../orchestrator/xen-selfmig.js';
+import { EmulatorCrash, runXenMigration, type XenRunOptions, type XenRunResult } from '../../orchestrator/xen-selfmig.js';
 
 let guest: GuestArtifacts;
 let xen: XenArtifacts;
@@ -16,9 +16,24 @@ beforeAll(() => {
 
 const log = (l: string) => process.stderr.write(`[xen] ${l}\n`);
 
+/**
+ * QEMU's emulation of nested SVM now and then triple-faults a healthy domain (docs/xen.md);
+ * Xen says so on its console and the run stops at once. Such a run says nothing about the
+ * guest: it is logged and run once more. Any other failure fails the test.
+ */
+async function migrate(opts: Omit<XenRunOptions, 'guest' | 'xen' | 'log'>): Promise<XenRunResult> {
+  try {
+    return await runXenMigration({ ...opts, guest, xen, log });
+  } catch (err) {
+    if (!(err instanceof EmulatorCrash)) throw err;
+    log(`emulator crash, running once more: ${err.message}`);
+    return runXenMigration({ ...opts, guest, xen, log });
+  }
+}
+
 describe.sequential('self-migration between two Xen PVH domains', () => {
   it('pre-copy: the receiver domain carries on with the whole state, the source domain is gone', async () => {
-    const r = await runXenMigration({ mode: 'precopy', guest, xen, log });
+    const r = await migrate({ mode: 'precopy' });
     expect(r.migrated).toBe(true);
     expect(r.domains).toEqual(['receiver']);
     // The service answers at the same address, with the workload's whole buffer intact.
@@ -35,7 +50,7 @@ describe.sequential('self-migration between two Xen PVH domains', () => {
   }, 900_000);
 
   it('fail-safe: the receiver domain destroyed mid-migration leaves the source running', async () => {
-    const r = await runXenMigration({ mode: 'precopy', guest, xen, killReceiver: true, ioTimeoutSec: 10, log });
+    const r = await migrate({ mode: 'precopy', killReceiver: true, ioTimeoutSec: 10 });
     expect(r.migrated).toBe(false);
     expect(r.domains).toEqual(['source']);
     expect(r.consoles.source.some((l) => /MCG-EVENT migrate-failed .*source=running/.test(l))).toBe(true);
