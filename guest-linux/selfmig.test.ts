@@ -19,6 +19,10 @@ function expectWorkloadIntact(r: RunResult) {
   }
   expect(r.probe.tcp.closed).toBe(false);
   expect(r.probe.udp.replies).toBeGreaterThan(50);
+  // Both services still run once the outcome is known (a system whose timers stopped
+  // would still answer UDP, but its 10 ms TCP counter would not go on).
+  expect(r.probe.tcp.sinceMark).toBeGreaterThanOrEqual(20);
+  expect(r.probe.udp.sinceMark).toBeGreaterThanOrEqual(20);
 }
 
 /** The target runs the whole state; the source is gone. */

@@ -71,6 +71,8 @@ function openTcp(): void {
 }
 openTcp();
 
+let mark = { udp: 0, tcp: 0 };
+
 // --- relayed commands ---
 const cmdSock = createSocket('udp4');
 const pending = new Map<string, number>();
@@ -102,13 +104,16 @@ createInterface({ input: process.stdin }).on('line', (line) => {
     const [host, port] = String(cmd.to).split(':');
     pending.set(`${host}:${port}`, cmd.id);
     cmdSock.send(Buffer.from(cmd.data), Number(port), host);
+  } else if (cmd.cmd === 'mark') {
+    // The migration's outcome is known: what arrives from now on shows the services still run.
+    mark = { udp: counters.length, tcp: tcpNumbers.length };
   } else if (cmd.cmd === 'stop') {
     clearInterval(tick);
     out({
       summary: {
         seconds: t() / 1000,
-        udp: { sent, replies: counters.length, maxGapMs: maxGap, maxGapEndsAtMs: maxGapEndsAt, ...contiguity(counters) },
-        tcp: { numbers: tcpNumbers.length, maxGapMs: tcpMaxGap, closed: tcpClosed, ...contiguity(tcpNumbers) },
+        udp: { sent, replies: counters.length, sinceMark: counters.length - mark.udp, maxGapMs: maxGap, maxGapEndsAtMs: maxGapEndsAt, ...contiguity(counters) },
+        tcp: { numbers: tcpNumbers.length, sinceMark: tcpNumbers.length - mark.tcp, maxGapMs: tcpMaxGap, closed: tcpClosed, ...contiguity(tcpNumbers) },
       },
     });
     tcp?.destroy();

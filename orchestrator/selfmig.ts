@@ -62,8 +62,9 @@ export interface RunOptions {
 
 export interface ProbeSummary {
   seconds: number;
-  udp: { sent: number; replies: number; maxGapMs: number; first: number | null; last: number | null; duplicates: number; missing: number; inOrder: boolean };
-  tcp: { numbers: number; maxGapMs: number; closed: boolean; first: number | null; last: number | null; duplicates: number; missing: number; inOrder: boolean };
+  /** sinceMark: replies or numbers that arrived after mark() (the migration's outcome) */
+  udp: { sent: number; replies: number; sinceMark: number; maxGapMs: number; first: number | null; last: number | null; duplicates: number; missing: number; inOrder: boolean };
+  tcp: { numbers: number; sinceMark: number; maxGapMs: number; closed: boolean; first: number | null; last: number | null; duplicates: number; missing: number; inOrder: boolean };
 }
 
 export interface RunResult {
@@ -126,6 +127,11 @@ export class Probe {
       });
       this.child.stdin!.write(JSON.stringify({ cmd: 'udp', id, to, data }) + '\n');
     });
+  }
+
+  /** From now on the summary counts what arrives separately (sinceMark). */
+  mark(): void {
+    this.child.stdin!.write(JSON.stringify({ cmd: 'mark' }) + '\n');
   }
 
   stop(): Promise<ProbeSummary> {
@@ -208,6 +214,7 @@ export async function runMigration(opts: RunOptions): Promise<RunResult> {
         await sleep(50);
       }
       await source.stop(); // the paused source is ours to end
+      probe.mark();
     } else {
       const reply = await probe.udp(`${SVC_GUEST_IP}:7009`, `migrate ${opts.mode} ${MIG_RECEIVER_IP}:${RECEIVER_PORT}`);
       if (reply !== 'started') throw new Error(`source did not start migrating (reply "${reply}")`);
@@ -220,6 +227,7 @@ export async function runMigration(opts: RunOptions): Promise<RunResult> {
         throw new Error(`migration neither finished nor failed cleanly: ${err.errors.map((e: Error) => e.message).join('; ')}`);
       });
       log(`migration ${outcome}`);
+      probe.mark();
       if (outcome === 'restored') await Promise.race([source.exited, sleep(30_000)]);
       else await Promise.race([receiver.exited, sleep(opts.failure ? 60_000 : 5000)]);
     }

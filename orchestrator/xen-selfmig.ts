@@ -152,6 +152,7 @@ export async function runXenMigration(opts: XenRunOptions): Promise<XenRunResult
         throw crashed ? new EmulatorCrash(message) : new Error(message);
       }
       totalMs = performance.now() - tMigrate;
+      probe.mark();
       // wc writes its count when the stream ends, just after xl returns.
       const count = await host.must('for i in 1 2 3 4 5; do [ -s /tmp/xl-stream-bytes ] && break; sleep 1; done; cat /tmp/xl-stream-bytes');
       bytes = Number(count.join(' ').trim().split(/\s+/)[0] ?? 0);
@@ -178,6 +179,7 @@ export async function runXenMigration(opts: XenRunOptions): Promise<XenRunResult
         throw new EmulatorCrash('Xen reports a domain triple fault during the self-migration (QEMU\'s nested SVM emulation, docs/xen.md)');
       }
       log(`migration ${outcome}`);
+      probe.mark();
       migrated = outcome === 'restored';
       totalMs = performance.now() - tMigrate;
       // The source powers itself off once acknowledged; on_poweroff destroys its domain.

@@ -43,6 +43,9 @@ describe.sequential('self-migration between two Xen PVH domains', () => {
     // UDP replies may be dropped in flight (the restored NIC reconnects) but never repeated.
     expect(r.probe.udp).toMatchObject({ duplicates: 0, inOrder: true });
     expect(r.probe.udp.replies).toBeGreaterThan(50);
+    // The restored system runs on: its 10 ms TCP counter goes on after the restore (a system
+    // whose clock stopped would still echo UDP, not count).
+    expect(r.probe.tcp.sinceMark).toBeGreaterThanOrEqual(20);
     const s = r.sourceStats as { rounds: { pages: number }[]; in_use_pages: number };
     expect(s.rounds.length).toBeGreaterThanOrEqual(2);
     expect(s.rounds[0].pages).toBeLessThanOrEqual(s.in_use_pages);
@@ -57,5 +60,6 @@ describe.sequential('self-migration between two Xen PVH domains', () => {
     expect(r.consoles.receiver.some((l) => l.includes('MCG-EVENT restored'))).toBe(false);
     expect(r.verify).toMatch(/^verify ok /);
     expect(r.probe.tcp).toMatchObject({ duplicates: 0, missing: 0, inOrder: true, closed: false });
+    expect(r.probe.tcp.sinceMark).toBeGreaterThanOrEqual(20);
   }, 900_000);
 });
