@@ -4,6 +4,7 @@
 // commands for the harness. Commands arrive as JSON lines on stdin; answers
 // and the final summary leave as JSON lines on stdout.
 //   {"cmd":"udp","id":1,"to":"10.99.0.2:7009","data":"migrate ..."} -> {"id":1,"reply":"started"}
+//   {"cmd":"mark"}  (no answer; the summary counts what arrives after it: sinceMark)
 //   {"cmd":"stop"} -> {"summary":{...}} and exit
 import { createSocket } from 'node:dgram';
 import { connect, type Socket } from 'node:net';
