@@ -4,6 +4,7 @@
 // drop it once they cleaned up the normal way. On a signal every undo runs,
 // newest first (a VM dies before the namespace it runs in), and the process
 // exits with 128 + the signal number, as a shell reports it.
+import type { ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { constants } from 'node:os';
 
@@ -32,6 +33,12 @@ export function onInterrupt(undo: () => void): () => void {
   }
   undos.add(undo);
   return () => undos.delete(undo);
+}
+
+/** Kills `child` (by its PID) if the process is interrupted while it runs. */
+export function killOnInterrupt(child: ChildProcess): void {
+  const drop = onInterrupt(() => child.kill('SIGKILL'));
+  child.once('exit', drop);
 }
 
 /** A temp dir removed on interrupt; `remove()` removes it (or keeps it, when asked) and drops the undo. */

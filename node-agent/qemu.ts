@@ -6,7 +6,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { createWriteStream, existsSync, readFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { once } from 'node:events';
-import { onInterrupt } from './on-interrupt.js';
+import { killOnInterrupt } from './on-interrupt.js';
 
 export const QEMU_BIN = 'qemu-system-x86_64';
 
@@ -69,9 +69,8 @@ export class Vm {
       for (const line of parts) this.onLine(line);
     });
     child.stderr!.on('data', (d: Buffer) => log.write(d));
-    const dropUndo = onInterrupt(() => child.kill('SIGKILL'));
+    killOnInterrupt(child);
     this.exited = once(child, 'exit').then(([code]) => {
-      dropUndo();
       log.end();
       return code as number | null;
     });

@@ -1,7 +1,7 @@
 // Starts `mcg node start` as a child process (the demo, tests and benchmarks
 // use a real agent process) and stops it by its PID.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { onInterrupt } from '../node-agent/on-interrupt.js';
+import { killOnInterrupt } from '../node-agent/on-interrupt.js';
 import { once } from 'node:events';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -18,8 +18,7 @@ export const MCG_BIN = join(REPO_ROOT, 'bin', 'mcg.js');
 
 export async function startAgentProcess(args: string[], startTimeoutMs = 15_000): Promise<AgentProcess> {
   const child = spawn(process.execPath, [MCG_BIN, 'node', 'start', '--listen', '127.0.0.1:0', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-  const dropUndo = onInterrupt(() => child.kill('SIGKILL'));
-  child.once('exit', dropUndo);
+  killOnInterrupt(child);
   let err = '';
   child.stderr!.on('data', (d) => (err += d));
   const lines = createInterface({ input: child.stdout! });

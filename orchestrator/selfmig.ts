@@ -3,7 +3,7 @@
 // (pre-copy or stop-and-copy) or QEMU's managed live migration of the same
 // guest. Used by the tests (correctness, fail-safe) and `npm run bench`.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { interruptSafeTempDir, onInterrupt } from '../node-agent/on-interrupt.js';
+import { interruptSafeTempDir, killOnInterrupt } from '../node-agent/on-interrupt.js';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -95,8 +95,7 @@ export class Probe {
   readonly ready: Promise<void>;
 
   constructor(private readonly child: ChildProcess) {
-    const dropUndo = onInterrupt(() => child.kill('SIGKILL'));
-    child.once('exit', dropUndo);
+    killOnInterrupt(child);
     let markReady: () => void;
     this.ready = new Promise((r) => (markReady = r));
     createInterface({ input: child.stdout! }).on('line', (line) => {
