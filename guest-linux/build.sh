@@ -60,15 +60,25 @@ else
 		mkdir -p "$tree/.mcg-applied"
 		touch "$tree/.mcg-extracted"
 	fi
-	# Swap the previously applied series for the current one; make then only
-	# rebuilds what the changed patches touch.
-	for p in $(ls -r "$tree/.mcg-applied"/*.patch 2>/dev/null); do
+	# Swap the previously applied series for the current one, keeping the
+	# patches both share from the start: make then only rebuilds what the
+	# changed patches touch (re-applying one that edits a common header would
+	# rebuild most of the kernel).
+	mapfile -t applied < <(ls "$tree/.mcg-applied"/*.patch 2>/dev/null || true)
+	mapfile -t series < <(ls "$here"/patches/*.patch 2>/dev/null || true)
+	keep=0
+	while [ "$keep" -lt "${#applied[@]}" ] && [ "$keep" -lt "${#series[@]}" ] &&
+		[ "$(basename "${applied[$keep]}")" = "$(basename "${series[$keep]}")" ] &&
+		cmp -s "${applied[$keep]}" "${series[$keep]}"; do
+		keep=$((keep + 1))
+	done
+	for ((i = ${#applied[@]} - 1; i >= keep; i--)); do
+		p=${applied[$i]}
 		say "reverting $(basename "$p")"
 		patch -d "$tree" -p1 -R -s <"$p" || die "could not revert $p"
 		rm -f "$p"
 	done
-	for p in "$here"/patches/*.patch; do
-		[ -e "$p" ] || continue
+	for p in "${series[@]:$keep}"; do
 		say "applying $(basename "$p")"
 		patch -d "$tree" -p1 -s -N <"$p" || die "patch $(basename "$p") does not apply to linux $src_version"
 		cp "$p" "$tree/.mcg-applied/"
