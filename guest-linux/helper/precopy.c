@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <time.h>
 
 #include "mcg/migration.h"
@@ -21,18 +22,45 @@ static double now_s(void)
 	return ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
+#define RECORDS_BYTES (MCG_MIG_MAX_PAGES_PER_FRAME * MCG_MIG_PAGE_RECORD_BYTES)
+static void *records;
+
+/*
+ * The record buffer is rewritten all through a round, so its pages would be
+ * sent again every round and in the final delta (a third of each later round,
+ * measured). What it held is of no use once sent: a fresh mapping in its place
+ * frees its pages, which rounds started after that and the snapshot skip.
+ * (mmap, not madvise: small kernels have no madvise.)
+ */
+static int renew_records(void)
+{
+	void *at = mmap(records, RECORDS_BYTES, PROT_READ | PROT_WRITE,
+			MAP_PRIVATE | MAP_ANONYMOUS | (records ? MAP_FIXED : 0), -1, 0);
+
+	if (at == MAP_FAILED) {
+		records = NULL;	/* a failed MAP_FIXED may have unmapped it */
+		return -1;
+	}
+	records = at;
+	return 0;
+}
+
 /* One round: every in-use page whose contents changed since it was last sent. */
 static int one_round(int snap, void *link, precopy_send_fn send, struct precopy_stats *st,
 		     const char **why)
 {
-	static char records[MCG_MIG_MAX_PAGES_PER_FRAME * MCG_MIG_PAGE_RECORD_BYTES];
 	struct snapshot_precopy_pages req = {
-		.buf = (uintptr_t)records, .max_pages = MCG_MIG_MAX_PAGES_PER_FRAME,
+		.max_pages = MCG_MIG_MAX_PAGES_PER_FRAME,
 	};
 	struct precopy_round_stat *r = &st->round[st->nr_rounds];
 	struct mcg_mig_round end = { .round = st->nr_rounds };
 	double t0 = now_s();
 
+	if (renew_records()) {
+		*why = "mapping the record buffer failed";
+		return -1;
+	}
+	req.buf = (uintptr_t)records;
 	do {
 		if (ioctl(snap, SNAPSHOT_PRECOPY_READ, &req) < 0) {
 			*why = "SNAPSHOT_PRECOPY_READ failed";
@@ -78,6 +106,7 @@ int precopy_rounds(int snap, void *link, precopy_send_fn send, struct precopy_st
 		}
 		if (one_round(snap, link, send, st, why))
 			return -1;
+		renew_records();	/* a failure shows in the next round */
 		if (extra_only)
 			return 0;
 		r = &st->round[st->nr_rounds - 1];
@@ -108,6 +137,11 @@ int precopy_arm_final(int snap, const struct precopy_stats *st, unsigned int att
 int precopy_receiver_start(int snap)
 {
 	return ioctl(snap, SNAPSHOT_PRECOPY_LOAD_START);
+}
+
+int precopy_receiver_round_done(int snap)
+{
+	return ioctl(snap, SNAPSHOT_PRECOPY_LOAD_RESERVE);
 }
 
 int precopy_load(int snap, void *records, size_t nr)
