@@ -707,7 +707,10 @@ static int role_receive(const char *port_str)
 			}
 			precopy_pages += len / MCG_MIG_PAGE_RECORD_BYTES;
 		} else if (type == MCG_MIG_ROUND_END) {
-			continue;
+			if (precopy_receiver_round_done(snap) < 0) {
+				why = "SNAPSHOT_PRECOPY_LOAD_RESERVE failed";
+				goto abort;
+			}
 		} else if (type == MCG_MIG_IMAGE) {
 			if (written == 0) {
 				t_image = now_s();

@@ -35,6 +35,11 @@ int precopy_rounds(int snap, void *link, precopy_send_fn send, struct precopy_st
 /* Arms the delta snapshot; attempt n gets 2^n times the base buffer. */
 int precopy_arm_final(int snap, const struct precopy_stats *st, unsigned int attempt);
 int precopy_receiver_start(int snap);
+/*
+ * A whole round arrived: the kernel moves its reserve out of image frames and
+ * places the pages stashed for frames it freed meanwhile.
+ */
+int precopy_receiver_round_done(int snap);
 int precopy_load(int snap, void *records, size_t nr);
 
 #endif
