@@ -458,13 +458,6 @@ static char iobuf[MCG_MIG_MAX_PAYLOAD];
  * Streams the snapshot image and waits for the receiver's ACK. Returns 0 only
  * when the receiver acknowledged the complete image.
  */
-/*
- * Image frames are small so that the receiver loads one while the next is on
- * the wire: with 1 MiB frames it waited for each whole MiB first, and the
- * kernel's preparation after the image metadata (~18 ms) did not overlap.
- */
-#define IMAGE_FRAME_BYTES (32 * MCG_MIG_PAGE_BYTES)
-
 static int send_image(struct link *l, int snap, uint64_t *image_bytes, const char **why)
 {
 	struct mcg_mig_end end = { 0 };
@@ -476,8 +469,8 @@ static int send_image(struct link *l, int snap, uint64_t *image_bytes, const cha
 		size_t fill = 0;
 
 		/* read() gives one page at a time: batch pages into full frames. */
-		while (fill < IMAGE_FRAME_BYTES) {
-			n = read(snap, iobuf + fill, IMAGE_FRAME_BYTES - fill);
+		while (fill < sizeof(iobuf)) {
+			n = read(snap, iobuf + fill, sizeof(iobuf) - fill);
 			if (n < 0) {
 				*why = "reading /dev/snapshot failed";
 				return -1;
