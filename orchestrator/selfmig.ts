@@ -78,8 +78,11 @@ export interface RunResult {
   verify: string;
   sourceRunning: boolean;
   targetRunning: boolean;
-  /** pages in the final image and how many of them it carried (the source kernel's count) */
-  image?: { pages: number; copied: number };
+  /**
+   * pages in the final image, how many of them it carried, and how many user pages the kernel
+   * took as unchanged from their soft-dirty bits without hashing them (the source kernel's counts)
+   */
+  image?: { pages: number; copied: number; notHashed: number };
   /** the receiver ran the image (printed "restored") */
   imageRan: boolean;
   events: string[];
@@ -244,8 +247,10 @@ export async function runMigration(opts: RunOptions): Promise<RunResult> {
     mark('source_acked', source, /MCG-EVENT migrated/);
     mark('receiver_acked', receiver, /MCG-EVENT acked/);
     mark('target_restored', receiver, /MCG-EVENT restored/);
-    const imageLine = source.console.map((l) => /Delta image created \((\d+) of (\d+) pages|Image created \((\d+) pages/.exec(l)).find(Boolean);
-    const image = imageLine ? { pages: Number(imageLine[2] ?? imageLine[3]), copied: Number(imageLine[1] ?? imageLine[3]) } : undefined;
+    const imageLine = source.console.map((l) => /Delta image created \((\d+) of (\d+) pages copied(?:, (\d+) user pages not hashed)?|Image created \((\d+) pages/.exec(l)).find(Boolean);
+    const image = imageLine
+      ? { pages: Number(imageLine[2] ?? imageLine[4]), copied: Number(imageLine[1] ?? imageLine[4]), notHashed: Number(imageLine[3] ?? 0) }
+      : undefined;
     return {
       mode: opts.mode,
       accel,
