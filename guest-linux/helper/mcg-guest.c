@@ -530,40 +530,53 @@ static void emit_stats(const char *mode, struct precopy_stats *pc, double t0, do
  * Kernel messages reach the serial console synchronously, and on an emulated
  * UART each line costs 1-3 ms (measured): the lines the freezer and the
  * snapshot code print while the system is stopped lengthened the downtime.
- * Meanwhile they only go to the kernel log; emergencies still reach the
- * console, and an oops raises the level itself.
+ * While the console is quiet they only go to the kernel log (emergencies
+ * still print, and an oops raises the level itself); console_loud() then
+ * echoes the errors logged meanwhile, so a failure still shows its cause.
  */
-#define SYSLOG_ACTION_READ_ALL 3
 #define SYSLOG_ACTION_CONSOLE_OFF 6
 #define SYSLOG_ACTION_CONSOLE_ON 7
-#define SYSLOG_ACTION_SIZE_BUFFER 10
+#define KERN_ERR_LEVEL 3
 
-static void console_quiet(int quiet)
+static int kmsg_fd = -1;	/* /dev/kmsg, at the log's end when the console went quiet */
+
+static void console_quiet(void)
 {
-	klogctl(quiet ? SYSLOG_ACTION_CONSOLE_OFF : SYSLOG_ACTION_CONSOLE_ON, NULL, 0);
+	if (kmsg_fd < 0) {
+		kmsg_fd = open("/dev/kmsg", O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+		if (kmsg_fd >= 0)
+			lseek(kmsg_fd, 0, SEEK_END);
+	}
+	klogctl(SYSLOG_ACTION_CONSOLE_OFF, NULL, 0);
 }
 
-/* Prints the newest kernel log line holding @needle (kept off the console). */
-static void echo_kernel_line(const char *needle)
+/* Console back on; echoes the errors logged since it went quiet and the lines holding @needle. */
+static void console_loud(const char *needle)
 {
-	int size = klogctl(SYSLOG_ACTION_SIZE_BUFFER, NULL, 0), n;
-	char *log, *hit = NULL, *p, *end;
+	static char rec[8192];	/* a /dev/kmsg record: "prio,seq,usec,flags;text\n" */
+	ssize_t n;
 
-	if (size <= 0 || !(log = malloc(size + 1)))
+	klogctl(SYSLOG_ACTION_CONSOLE_ON, NULL, 0);
+	if (kmsg_fd < 0)
 		return;
-	n = klogctl(SYSLOG_ACTION_READ_ALL, log, size);
-	if (n > 0) {
-		log[n] = '\0';
-		for (p = log; (p = strstr(p, needle)); p++)
-			hit = p;
+	while ((n = read(kmsg_fd, rec, sizeof(rec) - 1)) > 0 || (n < 0 && errno == EPIPE)) {
+		char *text, *nl;
+
+		if (n < 0)	/* records overwritten meanwhile: reading goes on after them */
+			continue;
+		rec[n] = '\0';
+		text = strchr(rec, ';');
+		if (!text)
+			continue;
+		text++;
+		nl = strchr(text, '\n');
+		if (nl)
+			*nl = '\0';
+		if ((atoi(rec) & 7) <= KERN_ERR_LEVEL || (needle && strstr(text, needle)))
+			say("MCG-EVENT kernel %s", text);
 	}
-	if (hit) {
-		while (hit > log && hit[-1] != '\n')
-			hit--;
-		end = strchr(hit, '\n');
-		say("MCG-EVENT kernel %.*s", end ? (int)(end - hit) : (int)strlen(hit), hit);
-	}
-	free(log);
+	close(kmsg_fd);
+	kmsg_fd = -1;
 }
 
 static int role_migrate(const char *mode_name, const char *target)
@@ -593,7 +606,7 @@ static int role_migrate(const char *mode_name, const char *target)
 		    precopy_rounds(snap, &l, link_send, &pc, attempt > 0, &why))
 			goto failed_running;
 		t_freeze = now_s();
-		console_quiet(1);
+		console_quiet();
 		if (ioctl(snap, SNAPSHOT_FREEZE) < 0) {
 			why = "SNAPSHOT_FREEZE failed";
 			goto failed_running;
@@ -612,14 +625,14 @@ static int role_migrate(const char *mode_name, const char *target)
 		/* The delta outgrew its buffer: run on, do one more round, try bigger. */
 		ioctl(snap, SNAPSHOT_FREE);
 		ioctl(snap, SNAPSHOT_UNFREEZE);
-		console_quiet(0);
+		console_loud(NULL);
 		say("MCG-EVENT final-round-retry attempt=%u", attempt + 1);
 	}
 	if (!in_suspend) {
 		/* We are the restored copy, running on the target. */
 		ioctl(snap, SNAPSHOT_FREE);
 		ioctl(snap, SNAPSHOT_UNFREEZE);
-		console_quiet(0);
+		console_loud(NULL);
 		close(snap);
 		if (l.fd >= 0)
 			close(l.fd);
@@ -634,8 +647,8 @@ static int role_migrate(const char *mode_name, const char *target)
 	if (send_image(&l, snap, &image_bytes, &why))
 		goto failed_frozen;
 	t_acked = now_s();
-	console_quiet(0);
-	echo_kernel_line("mage created (");
+	/* The kernel's count of the pages it copied ("Delta image created (...)"). */
+	console_loud("mage created (");
 	emit_stats(mode_name, mode == MCG_MIG_MODE_PRECOPY ? &pc : NULL, t0, t_freeze, t_created,
 		   t_acked, image_bytes, &l);
 	say("MCG-EVENT migrated: the target runs this system now; powering off the source");
@@ -651,7 +664,7 @@ failed_frozen:
 	ioctl(snap, SNAPSHOT_FREE);
 	ioctl(snap, SNAPSHOT_UNFREEZE);
 failed_running:
-	console_quiet(0);
+	console_loud(NULL);
 	if (l.fd >= 0) {
 		send_frame(&l, MCG_MIG_ABORT, NULL, 0);
 		close(l.fd);
@@ -762,7 +775,7 @@ static int role_receive(const char *port_str)
 			if (written == 0) {
 				t_image = now_s();
 				/* The processes of the receiver stop here; the kernel goes on receiving. */
-				console_quiet(1);
+				console_quiet();
 				if (ioctl(snap, SNAPSHOT_FREEZE) < 0) {
 					why = "SNAPSHOT_FREEZE failed";
 					goto abort;
@@ -808,7 +821,7 @@ static int role_receive(const char *port_str)
 	return 1;
 
 abort:
-	console_quiet(0);
+	console_loud(NULL);
 	say("MCG-EVENT receive-aborted reason=\"%s\" errno=\"%s\" image=never-run", why, strerror(errno));
 	if (l.fd >= 0) {
 		send_frame(&l, MCG_MIG_ABORT, NULL, 0);

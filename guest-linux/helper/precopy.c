@@ -29,7 +29,8 @@ static void *records;
  * The record buffer is rewritten all through a round, so its pages would be
  * sent again every round and in the final delta (a third of each later round,
  * measured). What it held is of no use once sent: a fresh mapping in its place
- * frees its pages, which rounds started after that and the snapshot skip.
+ * at the end of each round frees its pages, which the next round and the
+ * snapshot skip.
  * (mmap, not madvise: small kernels have no madvise.)
  */
 static int renew_records(void)
@@ -56,7 +57,7 @@ static int one_round(int snap, void *link, precopy_send_fn send, struct precopy_
 	struct mcg_mig_round end = { .round = st->nr_rounds };
 	double t0 = now_s();
 
-	if (renew_records()) {
+	if (!records && renew_records()) {
 		*why = "mapping the record buffer failed";
 		return -1;
 	}
@@ -79,6 +80,7 @@ static int one_round(int snap, void *link, precopy_send_fn send, struct precopy_
 		*why = "sending ROUND_END failed";
 		return -1;
 	}
+	renew_records();	/* sent: drop its pages (on failure the next round maps anew) */
 	r->seconds = now_s() - t0;
 	if (st->nr_rounds == 0)
 		st->in_use_pages = req.scanned;
@@ -106,7 +108,6 @@ int precopy_rounds(int snap, void *link, precopy_send_fn send, struct precopy_st
 		}
 		if (one_round(snap, link, send, st, why))
 			return -1;
-		renew_records();	/* a failure shows in the next round */
 		if (extra_only)
 			return 0;
 		r = &st->round[st->nr_rounds - 1];
