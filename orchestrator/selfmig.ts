@@ -5,6 +5,7 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { interruptSafeTempDir, killOnInterrupt } from '../node-agent/on-interrupt.js';
 import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { REPO_ROOT } from '../native/addon.js';
@@ -150,9 +151,21 @@ export class Probe {
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms).unref());
 
+/** The guest's MCG-STATS object; undefined if there is none or kernel output garbled the line. */
 export function parseStats(console: string[]): Record<string, unknown> | undefined {
   const line = console.find((l) => l.startsWith('MCG-STATS '));
-  return line ? JSON.parse(line.slice('MCG-STATS '.length)) : undefined;
+  try {
+    return line ? JSON.parse(line.slice('MCG-STATS '.length)) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Both consoles merged in arrival order, each line stamped with host ms since `t0` (MCG_KEEP_LOGS). */
+function writeTimeline(path: string, t0: number, vms: Vm[]): void {
+  const rows = vms.flatMap((vm) => vm.console.map((line, i) => ({ at: vm.lineTimes[i] - t0, line: `${vm.spec.name}: ${line}` })));
+  rows.sort((a, b) => a.at - b.at);
+  writeFileSync(path, rows.map((r) => `${r.at.toFixed(1).padStart(9)} ${r.line}`).join('\n') + '\n');
 }
 
 /** Verifies the workload's whole buffer (retries: the guest may still be settling). */
@@ -272,6 +285,7 @@ export async function runMigration(opts: RunOptions): Promise<RunResult> {
     probe?.kill();
     for (const vm of vms) await vm.stop();
     tb.destroy();
+    if (process.env.MCG_KEEP_LOGS) writeTimeline(join(work, 'timeline.txt'), t0, vms);
     workDir.remove(!!process.env.MCG_KEEP_LOGS);
     if (process.env.MCG_KEEP_LOGS) log(`consoles kept in ${work}`);
     log(`run took ${((performance.now() - t0) / 1000).toFixed(1)} s`);

@@ -540,6 +540,14 @@ static void emit_stats(const char *mode, struct precopy_stats *pc, double t0, do
 
 static int kmsg_fd = -1;	/* /dev/kmsg, at the log's end when the console went quiet */
 
+/* mcg_kmsg=all: echo every line of the quiet window with its kernel time (to time phases). */
+static int kmsg_echo_all(void)
+{
+	const char *v = getenv("mcg_kmsg");
+
+	return v && !strcmp(v, "all");
+}
+
 static void console_quiet(void)
 {
 	if (kmsg_fd < 0) {
@@ -572,8 +580,14 @@ static void console_loud(const char *needle)
 		nl = strchr(text, '\n');
 		if (nl)
 			*nl = '\0';
-		if ((atoi(rec) & 7) <= KERN_ERR_LEVEL || (needle && strstr(text, needle)))
+		if (kmsg_echo_all()) {
+			unsigned long long usec = 0;
+
+			sscanf(rec, "%*d,%*u,%llu", &usec);
+			say("MCG-EVENT kernel [%llu] %s", usec, text);
+		} else if ((atoi(rec) & 7) <= KERN_ERR_LEVEL || (needle && strstr(text, needle))) {
 			say("MCG-EVENT kernel %s", text);
+		}
 	}
 	close(kmsg_fd);
 	kmsg_fd = -1;
@@ -775,7 +789,8 @@ static int role_receive(const char *port_str)
 			if (written == 0) {
 				t_image = now_s();
 				/* The processes of the receiver stop here; the kernel goes on receiving. */
-				console_quiet();
+				if (!kmsg_echo_all())	/* else the host stamps the restore's lines */
+					console_quiet();
 				if (ioctl(snap, SNAPSHOT_FREEZE) < 0) {
 					why = "SNAPSHOT_FREEZE failed";
 					goto abort;
