@@ -51,6 +51,15 @@ describe.sequential('self-migration between two QEMU guests', () => {
     expect(s.total_bytes / s.page_bytes - 1).toBeLessThan(0.02);
   }, 300_000);
 
+  it('pre-copy: a delta that outgrows its snapshot buffer is retried with a bigger one', async () => {
+    // 16 pages cannot hold the final delta (hundreds of pages): the snapshot fails with
+    // ENOSPC, the source thaws, runs one more round and re-arms with the normal buffer.
+    const r = await runMigration({ mode: 'precopy', guest, sourceAppend: 'mcg_test_first_buffer_pages=16', log });
+    expect(r.events.some((e) => /final-round-retry attempt=1/.test(e))).toBe(true);
+    expect(r.events.some((e) => /Delta image does not fit its 16 page buffer/.test(e))).toBe(true);
+    expectMigrated(r);
+  }, 300_000);
+
   it('stop-and-copy: same checks through one snapshot', async () => {
     const r = await runMigration({ mode: 'stopcopy', guest, log });
     expectMigrated(r);

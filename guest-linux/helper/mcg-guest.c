@@ -619,15 +619,16 @@ static int role_migrate(const char *mode_name, const char *target)
 		if (mode == MCG_MIG_MODE_PRECOPY &&
 		    precopy_rounds(snap, &l, link_send, &pc, attempt > 0, &why))
 			goto failed_running;
+		/* Armed while the system runs: the snapshot buffer is allocated here. */
+		if (mode == MCG_MIG_MODE_PRECOPY && precopy_arm_final(snap, &pc, attempt) < 0) {
+			why = "arming the delta snapshot failed";
+			goto failed_running;
+		}
 		t_freeze = now_s();
 		console_quiet();
 		if (ioctl(snap, SNAPSHOT_FREEZE) < 0) {
 			why = "SNAPSHOT_FREEZE failed";
 			goto failed_running;
-		}
-		if (mode == MCG_MIG_MODE_PRECOPY && precopy_arm_final(snap, &pc, attempt) < 0) {
-			why = "arming the delta snapshot failed";
-			goto failed_frozen;
 		}
 		err = ioctl(snap, SNAPSHOT_CREATE_IMAGE, &in_suspend);
 		if (!err)
@@ -853,6 +854,7 @@ int main(int argc, char **argv)
 {
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	io_timeout_sec = env_ulong("mcg_io_timeout", 10);
+	precopy_test_first_buffer_pages = env_ulong("mcg_test_first_buffer_pages", 0);
 	corrupt_frame = getenv("mcg_test_corrupt_frame") ? (long)env_ulong("mcg_test_corrupt_frame", 0) : -1;
 	truncate_frame = getenv("mcg_test_truncate_frame") ? (long)env_ulong("mcg_test_truncate_frame", 0) : -1;
 	if (argc >= 2 && !strcmp(argv[1], "workload"))

@@ -127,10 +127,15 @@ int precopy_rounds(int snap, void *link, precopy_send_fn send, struct precopy_st
 	}
 }
 
+unsigned long precopy_test_first_buffer_pages;
+
 int precopy_arm_final(int snap, const struct precopy_stats *st, unsigned int attempt)
 {
 	uint64_t last = st->nr_rounds ? st->round[st->nr_rounds - 1].pages : st->in_use_pages;
 	unsigned long pages = (2 * last + PRECOPY_BUFFER_MARGIN_PAGES) << attempt;
+
+	if (attempt == 0 && precopy_test_first_buffer_pages)
+		pages = precopy_test_first_buffer_pages;
 
 	return ioctl(snap, SNAPSHOT_PRECOPY_ARM, pages);
 }

@@ -32,8 +32,13 @@ typedef int (*precopy_send_fn)(void *link, int type, const void *payload, size_t
 /* Runs rounds until the policy stops them (extra_only: exactly one more round). */
 int precopy_rounds(int snap, void *link, precopy_send_fn send, struct precopy_stats *st,
 		   int extra_only, const char **why);
-/* Arms the delta snapshot; attempt n gets 2^n times the base buffer. */
+/*
+ * Arms the delta snapshot (allocates its buffer; call before SNAPSHOT_FREEZE);
+ * attempt n gets 2^n times the base buffer.
+ */
 int precopy_arm_final(int snap, const struct precopy_stats *st, unsigned int attempt);
+/* Test hook: the first attempt's buffer in pages, to force a retry (0: off). */
+extern unsigned long precopy_test_first_buffer_pages;
 int precopy_receiver_start(int snap);
 /*
  * A whole round arrived: the kernel moves its reserve out of image frames and
