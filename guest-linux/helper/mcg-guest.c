@@ -727,7 +727,7 @@ static int write_image(int snap, const char *p, size_t len, struct image_load_st
 static int role_receive(const char *port_str)
 {
 	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons(atoi(port_str)) };
-	int lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), one = 1, snap = -1, type;
+	int lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), one = 1, snap = -1, type, mode, xen_nics;
 	struct link l = { .fd = -1 };
 	struct mcg_mig_hello mine, *hello;
 	uint64_t written = 0, expected = 0, precopy_pages = 0;
@@ -760,13 +760,14 @@ static int role_receive(const char *port_str)
 		why = "source kernel or RAM size differs from this receiver";
 		goto abort;
 	}
-	say("MCG-EVENT receiving mode=%s", hello->mode == MCG_MIG_MODE_PRECOPY ? "precopy" : "stopcopy");
+	mode = hello->mode;	/* iobuf is reused for every frame */
+	say("MCG-EVENT receiving mode=%s", mode == MCG_MIG_MODE_PRECOPY ? "precopy" : "stopcopy");
 	snap = open("/dev/snapshot", O_WRONLY);
 	if (snap < 0) {
 		why = "open /dev/snapshot";
 		goto abort;
 	}
-	if (hello->mode == MCG_MIG_MODE_PRECOPY && precopy_receiver_start(snap) < 0) {
+	if (mode == MCG_MIG_MODE_PRECOPY && precopy_receiver_start(snap) < 0) {
 		why = "SNAPSHOT_PRECOPY_LOAD_START failed";
 		goto abort;
 	}
@@ -828,10 +829,20 @@ static int role_receive(const char *port_str)
 	    (unsigned long long)precopy_pages, (unsigned long long)written, t_end - t_first,
 	    t_end - t_image, load.seconds, load.longest);
 	/* On Xen, the image's NICs take over this domain's backends (xen-nics.c). */
-	if (xen_nics_hand_over(XEN_NICS_ALL, 5000) < 0)
+	xen_nics = xen_nics_hand_over(XEN_NICS_ALL, 5000);
+	if (xen_nics < 0)
 		say("MCG-EVENT warning: the restored system may have no network");
 	say("MCG-EVENT acked: restoring");
-	ioctl(snap, SNAPSHOT_ATOMIC_RESTORE);
+	/*
+	 * This kernel is discarded at the jump: on QEMU, where every device does
+	 * its DMA through PCI, stopping the bus masters replaces the drivers'
+	 * quiesce (patch 0011). Xen's devices are not PCI, and stop-and-copy
+	 * stays the stock baseline.
+	 */
+	if (mode == MCG_MIG_MODE_PRECOPY && xen_nics == 0)
+		ioctl(snap, SNAPSHOT_ATOMIC_RESTORE_STOP_DMA);
+	else
+		ioctl(snap, SNAPSHOT_ATOMIC_RESTORE);
 	/* Only returns on failure; the source has powered off by now. */
 	die("SNAPSHOT_ATOMIC_RESTORE");
 	return 1;
