@@ -619,6 +619,11 @@ static int role_migrate(const char *mode_name, const char *target)
 		if (mode == MCG_MIG_MODE_PRECOPY &&
 		    precopy_rounds(snap, &l, link_send, &pc, attempt > 0, &why))
 			goto failed_running;
+		/* The receiver freezes its processes while this system stops. */
+		if (mode == MCG_MIG_MODE_PRECOPY && send_frame(&l, MCG_MIG_FINAL, NULL, 0)) {
+			why = "sending FINAL failed";
+			goto failed_running;
+		}
 		/* Armed while the system runs: the snapshot buffer is allocated here. */
 		if (mode == MCG_MIG_MODE_PRECOPY && precopy_arm_final(snap, &pc, attempt) < 0) {
 			why = "arming the delta snapshot failed";
@@ -733,7 +738,8 @@ static int role_receive(const char *port_str)
 	uint64_t written = 0, expected = 0, precopy_pages = 0;
 	struct image_load_stats load = { 0 };
 	const char *why = "";
-	double t_first = 0, t_image = 0, t_end;
+	double t_first = 0, t_image = 0, freeze_seconds = 0, t_end;
+	int frozen = 0;
 	uint32_t len;
 
 	setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
@@ -776,6 +782,23 @@ static int role_receive(const char *port_str)
 		type = recv_frame(&l, iobuf, &len, &why);
 		if (type < 0)
 			goto abort;
+		/*
+		 * The processes of the receiver stop on a pre-copy source's FINAL,
+		 * while the source stops itself, else at the first image frame; the
+		 * kernel goes on receiving (more rounds, too, if the source retries).
+		 */
+		if ((type == MCG_MIG_FINAL || type == MCG_MIG_IMAGE) && !frozen) {
+			double t = now_s();
+
+			if (!kmsg_echo_all())	/* else the host stamps the restore's lines */
+				console_quiet();
+			if (ioctl(snap, SNAPSHOT_FREEZE) < 0) {
+				why = "SNAPSHOT_FREEZE failed";
+				goto abort;
+			}
+			frozen = 1;
+			freeze_seconds = now_s() - t;
+		}
 		if (type == MCG_MIG_PAGES) {
 			if (len % MCG_MIG_PAGE_RECORD_BYTES || precopy_load(snap, iobuf, len / MCG_MIG_PAGE_RECORD_BYTES) < 0) {
 				why = "loading pre-copy pages failed";
@@ -787,16 +810,11 @@ static int role_receive(const char *port_str)
 				why = "SNAPSHOT_PRECOPY_LOAD_RESERVE failed";
 				goto abort;
 			}
+		} else if (type == MCG_MIG_FINAL) {
+			continue;	/* frozen above */
 		} else if (type == MCG_MIG_IMAGE) {
 			if (written == 0) {
 				t_image = now_s();
-				/* The processes of the receiver stop here; the kernel goes on receiving. */
-				if (!kmsg_echo_all())	/* else the host stamps the restore's lines */
-					console_quiet();
-				if (ioctl(snap, SNAPSHOT_FREEZE) < 0) {
-					why = "SNAPSHOT_FREEZE failed";
-					goto abort;
-				}
 				if (len >= SWSUSP_INFO_PAGES_OFFSET + 8)
 					memcpy(&expected, iobuf + SWSUSP_INFO_PAGES_OFFSET, 8);
 				expected *= MCG_MIG_PAGE_BYTES;
@@ -825,9 +843,10 @@ static int role_receive(const char *port_str)
 		goto abort;
 	}
 	say("MCG-STATS {\"receiver\":true,\"precopy_pages\":%llu,\"image_bytes\":%llu,\"receive_seconds\":%.4f,"
-	    "\"image_seconds\":%.4f,\"image_load_seconds\":%.4f,\"image_longest_frame_seconds\":%.4f}",
+	    "\"image_seconds\":%.4f,\"freeze_seconds\":%.4f,\"image_load_seconds\":%.4f,"
+	    "\"image_longest_frame_seconds\":%.4f}",
 	    (unsigned long long)precopy_pages, (unsigned long long)written, t_end - t_first,
-	    t_end - t_image, load.seconds, load.longest);
+	    t_end - t_image, freeze_seconds, load.seconds, load.longest);
 	/* On Xen, the image's NICs take over this domain's backends (xen-nics.c). */
 	xen_nics = xen_nics_hand_over(XEN_NICS_ALL, 5000);
 	if (xen_nics < 0)

@@ -37,6 +37,7 @@ enum mcg_mig_frame_type {
 	MCG_MIG_END = 5,	/* struct mcg_mig_end: the image is complete */
 	MCG_MIG_ACK = 6,	/* receiver -> source: image verified and loaded */
 	MCG_MIG_ABORT = 7,	/* either way: give up, the source keeps running */
+	MCG_MIG_FINAL = 8,	/* source -> receiver, empty: the final round begins */
 };
 
 struct mcg_mig_frame {
