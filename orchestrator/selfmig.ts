@@ -80,10 +80,11 @@ export interface RunResult {
   sourceRunning: boolean;
   targetRunning: boolean;
   /**
-   * pages in the final image, how many of them it carried, and how many user pages the kernel
-   * took as unchanged from their soft-dirty bits without hashing them (the source kernel's counts)
+   * pages in the final image, how many of them it carried, how many user pages the kernel
+   * took as unchanged from their soft-dirty bits without hashing them, and how many text pages
+   * it took as unchanged because no text was patched (the source kernel's counts)
    */
-  image?: { pages: number; copied: number; notHashed: number };
+  image?: { pages: number; copied: number; notHashed: number; textNotHashed: number };
   /** the receiver ran the image (printed "restored") */
   imageRan: boolean;
   events: string[];
@@ -261,9 +262,9 @@ export async function runMigration(opts: RunOptions): Promise<RunResult> {
     mark('source_acked', source, /MCG-EVENT migrated/);
     mark('receiver_acked', receiver, /MCG-EVENT acked/);
     mark('target_restored', receiver, /MCG-EVENT restored/);
-    const imageLine = source.console.map((l) => /Delta image created \((\d+) of (\d+) pages copied(?:, (\d+) user pages not hashed)?|Image created \((\d+) pages/.exec(l)).find(Boolean);
+    const imageLine = source.console.map((l) => /Delta image created \((\d+) of (\d+) pages copied(?:, (\d+) user pages not hashed)?(?:, (\d+) text pages not hashed)?|Image created \((\d+) pages/.exec(l)).find(Boolean);
     const image = imageLine
-      ? { pages: Number(imageLine[2] ?? imageLine[4]), copied: Number(imageLine[1] ?? imageLine[4]), notHashed: Number(imageLine[3] ?? 0) }
+      ? { pages: Number(imageLine[2] ?? imageLine[5]), copied: Number(imageLine[1] ?? imageLine[5]), notHashed: Number(imageLine[3] ?? 0), textNotHashed: Number(imageLine[4] ?? 0) }
       : undefined;
     return {
       mode: opts.mode,
