@@ -8,8 +8,9 @@ import { machineLine, table } from './machine.js';
 
 const RUNS = 3;
 /*
- * A failed run of ours is a bug and stops the bench. A failed run of the peer (once here, the
- * QEMU-migrated guest stopped answering after it resumed) is reported, counted and run again.
+ * A failed run of ours is a bug and stops the bench. A failed run of the peer (the
+ * QEMU-migrated guest stopped answering after it resumed, in 2 of 15 bench runs here; see
+ * docs/self-migration.md) is reported, counted and run again.
  */
 const PEER_RETRIES = 2;
 
