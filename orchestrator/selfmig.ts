@@ -87,10 +87,11 @@ export interface RunResult {
   targetRunning: boolean;
   /**
    * pages in the final image, how many of them it carried, how many user pages the kernel
-   * took as unchanged from their soft-dirty bits without hashing them, and how many text pages
-   * it took as unchanged because no text was patched (the source kernel's counts)
+   * took as unchanged from their soft-dirty bits without hashing them, how many text pages
+   * it took as unchanged because no text was patched, and (a delta only) of the carried pages'
+   * 512-byte blocks, how many changed and were sent (the source kernel's counts)
    */
-  image?: { pages: number; copied: number; notHashed: number; textNotHashed: number };
+  image?: { pages: number; copied: number; notHashed: number; textNotHashed: number; blocksSent?: number; blocks?: number };
   /** the receiver ran the image (printed "restored") */
   imageRan: boolean;
   events: string[];
@@ -268,10 +269,17 @@ export async function runMigration(opts: RunOptions): Promise<RunResult> {
     mark('source_acked', source, /MCG-EVENT migrated/);
     mark('receiver_acked', receiver, /MCG-EVENT acked/);
     mark('target_restored', receiver, /MCG-EVENT restored/);
-    const imageLine = source.console.map((l) => /Delta image created \((\d+) of (\d+) pages copied(?:, (\d+) user pages not hashed)?(?:, (\d+) text pages not hashed)?|Image created \((\d+) pages/.exec(l)).find(Boolean);
-    const image = imageLine
-      ? { pages: Number(imageLine[2] ?? imageLine[5]), copied: Number(imageLine[1] ?? imageLine[5]), notHashed: Number(imageLine[3] ?? 0), textNotHashed: Number(imageLine[4] ?? 0) }
-      : undefined;
+    const imageLine = source.console
+      .map((l) => /Delta image created \((\d+) of (\d+) pages copied, (\d+) user pages not hashed, (\d+) text pages not hashed, (\d+) of (\d+) blocks|Image created \((\d+) pages/.exec(l))
+      .find(Boolean);
+    const image = !imageLine
+      ? undefined
+      : imageLine[7]
+        ? { pages: Number(imageLine[7]), copied: Number(imageLine[7]), notHashed: 0, textNotHashed: 0 }
+        : {
+            pages: Number(imageLine[2]), copied: Number(imageLine[1]), notHashed: Number(imageLine[3]), textNotHashed: Number(imageLine[4]),
+            blocksSent: Number(imageLine[5]), blocks: Number(imageLine[6]),
+          };
     return {
       mode: opts.mode,
       accel,
