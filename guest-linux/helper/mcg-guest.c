@@ -456,6 +456,13 @@ static int open_link(struct link *l, const char *target, int mode, const char **
 static char iobuf[MCG_MIG_MAX_PAYLOAD];
 
 /*
+ * The image goes in small frames: the receiver checks a frame whole before it
+ * loads any of it, so with small frames it loads one while the next is on the
+ * wire, and the first, holding the image's page lists, arrives at once.
+ */
+#define IMAGE_FRAME_BYTES (64 * 1024)
+
+/*
  * Streams the snapshot image and waits for the receiver's ACK. Returns 0 only
  * when the receiver acknowledged the complete image.
  */
@@ -470,8 +477,8 @@ static int send_image(struct link *l, int snap, uint64_t *image_bytes, const cha
 		size_t fill = 0;
 
 		/* read() gives one page at a time: batch pages into full frames. */
-		while (fill < sizeof(iobuf)) {
-			n = read(snap, iobuf + fill, sizeof(iobuf) - fill);
+		while (fill < IMAGE_FRAME_BYTES) {
+			n = read(snap, iobuf + fill, IMAGE_FRAME_BYTES - fill);
 			if (n < 0) {
 				*why = "reading /dev/snapshot failed";
 				return -1;
