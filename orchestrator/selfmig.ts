@@ -159,14 +159,20 @@ export class Probe {
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms).unref());
 
-/** The guest's MCG-STATS object; undefined if there is none or kernel output garbled the line. */
-export function parseStats(console: string[]): Record<string, unknown> | undefined {
-  const line = console.find((l) => l.startsWith('MCG-STATS '));
-  try {
-    return line ? JSON.parse(line.slice('MCG-STATS '.length)) : undefined;
-  } catch {
-    return undefined;
+/**
+ * The source's MCG-STATS object, or the receiver's, which the source prints too (it comes in the
+ * receiver's ACK); undefined if there is none or kernel output garbled the line.
+ */
+export function parseStats(console: string[], whose: 'source' | 'receiver' = 'source'): Record<string, unknown> | undefined {
+  for (const line of console.filter((l) => l.startsWith('MCG-STATS '))) {
+    try {
+      const stats = JSON.parse(line.slice('MCG-STATS '.length));
+      if ((stats.receiver === true) === (whose === 'receiver')) return stats;
+    } catch {
+      /* garbled: look on */
+    }
   }
+  return undefined;
 }
 
 /** Both consoles merged in arrival order, each line stamped with host ms since `t0` (MCG_KEEP_LOGS). */
@@ -267,7 +273,6 @@ export async function runMigration(opts: RunOptions): Promise<RunResult> {
     mark('source_last_round', source, /MCG-EVENT round \d+ /);
     mark('source_image_sending', source, /MCG-EVENT image-sending/);
     mark('source_acked', source, /MCG-EVENT migrated/);
-    mark('receiver_acked', receiver, /MCG-EVENT acked/);
     mark('target_restored', receiver, /MCG-EVENT restored/);
     const imageLine = source.console
       .map((l) => /Delta image created \((\d+) of (\d+) pages copied, (\d+) user pages not hashed, (\d+) text pages not hashed, (\d+) of (\d+) blocks|Image created \((\d+) pages/.exec(l))
@@ -286,7 +291,7 @@ export async function runMigration(opts: RunOptions): Promise<RunResult> {
       image,
       migrated: qemuMode ? true : receiver.console.some((l) => /MCG-EVENT restored/.test(l)),
       sourceStats: parseStats(source.console),
-      receiverStats: parseStats(receiver.console),
+      receiverStats: parseStats(source.console, 'receiver'),
       qemuStats,
       probe: summary,
       verify,

@@ -14,6 +14,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/reboot.h>
+#include <linux/sockios.h>
 #include <net/if.h>
 #include <linux/suspend_ioctls.h>
 #include <netinet/in.h>
@@ -374,6 +375,25 @@ static int recv_frame(struct link *l, void *buf, uint32_t *len, const char **why
 	return h.type;
 }
 
+/*
+ * Waits until the peer's TCP has acknowledged everything sent on @fd, at most
+ * @sec seconds. A sent ACK frame is only queued: the receiver restores no
+ * sooner than the source has it, or it might run the image beside a source
+ * that never learnt of the ACK and went on.
+ */
+static int ack_delivered(int fd, int sec)
+{
+	double deadline = now_s() + sec;
+	int queued;
+
+	while (!ioctl(fd, SIOCOUTQ, &queued) && queued > 0) {
+		if (now_s() > deadline)
+			return -1;
+		usleep(50);
+	}
+	return 0;
+}
+
 static void set_timeouts(int fd, int sec)
 {
 	struct timeval tv = { .tv_sec = sec };
@@ -435,10 +455,14 @@ static void fill_hello(struct mcg_mig_hello *h, int mode)
 
 /* ------------------------------------------------------------------ source */
 
-/* Connects to the receiver and says HELLO. */
+static char iobuf[MCG_MIG_MAX_PAYLOAD];
+
+/* Connects to the receiver and says HELLO; the receiver answers HELLO if it takes this system. */
 static int open_link(struct link *l, const char *target, int mode, const char **why)
 {
 	struct mcg_mig_hello hello;
+	uint32_t len;
+	int type;
 
 	l->fd = connect_to(target);
 	if (l->fd < 0) {
@@ -450,10 +474,14 @@ static int open_link(struct link *l, const char *target, int mode, const char **
 		*why = "sending HELLO failed";
 		return -1;
 	}
+	type = recv_frame(l, iobuf, &len, why);
+	if (type != MCG_MIG_HELLO) {
+		if (type >= 0)
+			*why = "the receiver refused to take this system";
+		return -1;
+	}
 	return 0;
 }
-
-static char iobuf[MCG_MIG_MAX_PAYLOAD];
 
 /*
  * The image goes in small frames: the receiver checks a frame whole before it
@@ -464,12 +492,13 @@ static char iobuf[MCG_MIG_MAX_PAYLOAD];
 
 /*
  * Streams the snapshot image and waits for the receiver's ACK. Returns 0 only
- * when the receiver acknowledged the complete image.
+ * when the receiver acknowledged the complete image; the ACK's payload, the
+ * receiver's stats, is then in iobuf, @ack_len bytes.
  */
-static int send_image(struct link *l, int snap, uint64_t *image_bytes, const char **why)
+static int send_image(struct link *l, int snap, uint64_t *image_bytes, uint32_t *ack_len,
+		      const char **why)
 {
 	struct mcg_mig_end end = { 0 };
-	uint32_t len;
 	ssize_t n;
 	int type;
 
@@ -500,7 +529,9 @@ static int send_image(struct link *l, int snap, uint64_t *image_bytes, const cha
 		return -1;
 	/* The receiver still loads and checks the image before it answers. */
 	set_timeouts(l->fd, 3 * io_timeout_sec);
-	type = recv_frame(l, iobuf, &len, why);
+	/* It restores once its ACK is acknowledged (ack_delivered()): no delayed ACK. */
+	setsockopt(l->fd, IPPROTO_TCP, TCP_QUICKACK, &(int){ 1 }, sizeof(int));
+	type = recv_frame(l, iobuf, ack_len, why);
 	if (type != MCG_MIG_ACK) {
 		if (type >= 0)
 			*why = "receiver refused the image";
@@ -607,6 +638,7 @@ static int role_migrate(const char *mode_name, const char *target)
 	struct link l = { .fd = -1 };
 	const char *why = NULL;
 	uint64_t image_bytes = 0;
+	uint32_t ack_len = 0;
 	double t0 = now_s(), t_freeze = 0, t_created, t_acked;
 	int snap, in_suspend = 0, err;
 	unsigned int attempt;
@@ -671,11 +703,14 @@ static int role_migrate(const char *mode_name, const char *target)
 	/* Stop-and-copy connects only now: a socket made after the snapshot is not in the image. */
 	if (mode == MCG_MIG_MODE_STOPCOPY && open_link(&l, target, mode, &why))
 		goto failed_frozen;
-	if (send_image(&l, snap, &image_bytes, &why))
+	if (send_image(&l, snap, &image_bytes, &ack_len, &why))
 		goto failed_frozen;
 	t_acked = now_s();
 	/* The kernel's count of the pages it copied ("Delta image created (...)"). */
 	console_loud("mage created (");
+	/* The receiver restores at once; its stats came in the ACK. */
+	if (ack_len)
+		say("MCG-STATS %.*s", (int)ack_len, iobuf);
 	emit_stats(mode_name, mode == MCG_MIG_MODE_PRECOPY ? &pc : NULL, t0, t_freeze, t_created,
 		   t_acked, image_bytes, &l);
 	say("MCG-EVENT migrated: the target runs this system now; powering off the source");
@@ -740,6 +775,7 @@ static int role_receive(const char *port_str)
 {
 	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons(atoi(port_str)) };
 	int lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), one = 1, snap = -1, type, mode, xen_nics;
+	int on_xen;
 	struct link l = { .fd = -1 };
 	struct mcg_mig_hello mine, *hello;
 	uint64_t written = 0, expected = 0, precopy_pages = 0;
@@ -782,6 +818,12 @@ static int role_receive(const char *port_str)
 	}
 	if (mode == MCG_MIG_MODE_PRECOPY && precopy_receiver_start(snap) < 0) {
 		why = "SNAPSHOT_PRECOPY_LOAD_START failed";
+		goto abort;
+	}
+	/* This receiver takes the system: the source may go on. */
+	fill_hello(&mine, mode);
+	if (send_frame(&l, MCG_MIG_HELLO, &mine, sizeof(mine))) {
+		why = "answering HELLO failed";
 		goto abort;
 	}
 	t_first = now_s();
@@ -845,20 +887,34 @@ static int role_receive(const char *port_str)
 		}
 	}
 	t_end = now_s();
-	if (send_frame(&l, MCG_MIG_ACK, NULL, 0)) {
+	/*
+	 * From here to the restore the system is stopped, so nothing is printed
+	 * on QEMU (a line took 4-7 ms): the stats go in the ACK, and the source
+	 * prints them.
+	 */
+	len = snprintf(iobuf, MCG_MIG_MAX_PAYLOAD,
+		       "{\"receiver\":true,\"precopy_pages\":%llu,\"image_bytes\":%llu,\"receive_seconds\":%.4f,"
+		       "\"image_seconds\":%.4f,\"freeze_seconds\":%.4f,\"image_load_seconds\":%.4f,"
+		       "\"image_longest_frame_seconds\":%.4f}",
+		       (unsigned long long)precopy_pages, (unsigned long long)written, t_end - t_first,
+		       t_end - t_image, freeze_seconds, load.seconds, load.longest);
+	if (send_frame(&l, MCG_MIG_ACK, iobuf, len)) {
 		why = "sending ACK failed";
 		goto abort;
 	}
-	say("MCG-STATS {\"receiver\":true,\"precopy_pages\":%llu,\"image_bytes\":%llu,\"receive_seconds\":%.4f,"
-	    "\"image_seconds\":%.4f,\"freeze_seconds\":%.4f,\"image_load_seconds\":%.4f,"
-	    "\"image_longest_frame_seconds\":%.4f}",
-	    (unsigned long long)precopy_pages, (unsigned long long)written, t_end - t_first,
-	    t_end - t_image, freeze_seconds, load.seconds, load.longest);
+	if (ack_delivered(l.fd, io_timeout_sec)) {
+		why = "the source did not take the ACK";
+		goto abort;
+	}
 	/* On Xen, the image's NICs take over this domain's backends (xen-nics.c). */
+	on_xen = !access(XEN_NICS_XENBUS, F_OK);
+	if (on_xen)
+		say("MCG-EVENT acked: handing the NICs over");
 	xen_nics = xen_nics_hand_over(XEN_NICS_ALL, 5000);
 	if (xen_nics < 0)
 		say("MCG-EVENT warning: the restored system may have no network");
-	say("MCG-EVENT acked: restoring");
+	if (on_xen)
+		say("MCG-EVENT acked: restoring");
 	/*
 	 * This kernel is discarded at the jump: on QEMU, where every device does
 	 * its DMA through PCI, stopping the bus masters replaces the drivers'

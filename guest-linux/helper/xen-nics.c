@@ -145,7 +145,7 @@ int xen_nics_hand_over(int which, int timeout_ms)
 {
 	char list[XS_PAYLOAD_MAX + 1], *vif;
 	double deadline = now_ms() + timeout_ms;
-	int fd = open("/dev/xen/xenbus", O_RDWR), n = 0;
+	int fd = open(XEN_NICS_XENBUS, O_RDWR), n = 0;
 
 	if (fd < 0)
 		return 0;

@@ -21,7 +21,7 @@
 #endif
 
 #define MCG_MIG_MAGIC 0x4d47434dU	/* "MCGM" little-endian */
-#define MCG_MIG_VERSION 1
+#define MCG_MIG_VERSION 2
 #define MCG_MIG_PAGE_BYTES 4096
 /* Bounds one frame so a corrupt length cannot make the receiver allocate or wait for more. */
 #define MCG_MIG_MAX_PAYLOAD (1024 * 1024)
@@ -30,12 +30,13 @@
 #define MCG_MIG_MAX_PAGES_PER_FRAME (MCG_MIG_MAX_PAYLOAD / MCG_MIG_PAGE_RECORD_BYTES)
 
 enum mcg_mig_frame_type {
-	MCG_MIG_HELLO = 1,	/* source -> receiver: struct mcg_mig_hello */
+	MCG_MIG_HELLO = 1,	/* struct mcg_mig_hello: the source's, then the receiver's if it takes the system */
 	MCG_MIG_PAGES = 2,	/* pre-copy pages: records of (pfn, data) */
 	MCG_MIG_ROUND_END = 3,	/* struct mcg_mig_round */
 	MCG_MIG_IMAGE = 4,	/* a chunk of the hibernation image stream */
 	MCG_MIG_END = 5,	/* struct mcg_mig_end: the image is complete */
-	MCG_MIG_ACK = 6,	/* receiver -> source: image verified and loaded */
+	MCG_MIG_ACK = 6,	/* receiver -> source: image verified and loaded; payload: the
+			 * receiver's stats (JSON), which the source prints */
 	MCG_MIG_ABORT = 7,	/* either way: give up, the source keeps running */
 	MCG_MIG_FINAL = 8,	/* source -> receiver, empty: the final round begins */
 };
