@@ -860,7 +860,11 @@ static int role_receive(const char *port_str)
 				goto abort;
 			}
 		} else if (type == MCG_MIG_FINAL) {
-			continue;	/* frozen above */
+			/* Frozen above: while the source stops, put more stashes in place. */
+			if (precopy_receiver_round_done(snap) < 0) {
+				why = "SNAPSHOT_PRECOPY_LOAD_RESERVE failed";
+				goto abort;
+			}
 		} else if (type == MCG_MIG_IMAGE) {
 			if (written == 0) {
 				t_image = now_s();
