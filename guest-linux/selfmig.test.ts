@@ -85,6 +85,16 @@ describe.sequential('self-migration between two QEMU guests', () => {
     expectWorkloadIntact(r);
   }, 300_000);
 
+  it('a receiver of another RAM size refuses the system at HELLO, before any page is sent', async () => {
+    const r = await runMigration({ mode: 'precopy', guest, receiverMemoryMiB: 320, ioTimeoutSec: 3, log });
+    expect(r.imageRan).toBe(false);
+    expect(r.sourceRunning).toBe(true);
+    expect(r.events.some((e) => e.includes('receive-aborted reason="source kernel or RAM size differs from this receiver"'))).toBe(true);
+    expect(r.events.some((e) => /migrate-failed reason="the receiver refused to take this system".*source=running/.test(e))).toBe(true);
+    expect(r.events.some((e) => /MCG-EVENT round 0 /.test(e))).toBe(false);
+    expectWorkloadIntact(r);
+  }, 300_000);
+
   const failures: Failure[] = [
     { at: 'early', how: 'kill-receiver' },
     { at: 'mid-precopy', how: 'kill-receiver' },

@@ -64,6 +64,8 @@ export interface RunOptions {
   ioTimeoutSec?: number;
   /** extra kernel command line words for the source (test hooks) */
   sourceAppend?: string;
+  /** a receiver of another RAM size, which must refuse the source (test hook) */
+  receiverMemoryMiB?: number;
   log?: (line: string) => void;
 }
 
@@ -215,7 +217,7 @@ export async function runMigration(opts: RunOptions): Promise<RunResult> {
     }, accel);
     vms.push(source);
     const receiver = Vm.start({
-      ...common, name: 'receiver', consoleLog: join(work, 'receiver.log'), qmpSocket: join(work, 'receiver.qmp'),
+      ...common, memoryMiB: opts.receiverMemoryMiB ?? GUEST_MEMORY_MIB, name: 'receiver', consoleLog: join(work, 'receiver.log'), qmpSocket: join(work, 'receiver.qmp'),
       append: qemuMode ? sourceAppend : `${GUEST_CONSOLE} ${process.env.MCG_EXTRA_APPEND ?? ""} mcg_role=receive mcg_mig_ip=${MIG_RECEIVER_IP}/24 mcg_port=${RECEIVER_PORT} mcg_io_timeout=${io}`,
       nics: [{ tap: taps.dstSvc, mac: SVC_MAC }, { tap: taps.dstMig, mac: qemuMode ? MIG_MAC[0] : MIG_MAC[1] }],
       extraArgs: qemuMode ? ['-incoming', 'tcp:127.0.0.1:4444'] : [],
