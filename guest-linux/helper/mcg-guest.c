@@ -377,11 +377,12 @@ static int recv_frame(struct link *l, void *buf, uint32_t *len, const char **why
 
 /*
  * Waits until the peer's TCP has acknowledged everything sent on @fd, at most
- * @sec seconds. A sent ACK frame is only queued: the receiver restores no
- * sooner than the source has it, or it might run the image beside a source
- * that never learnt of the ACK and went on.
+ * @sec seconds: a sent frame is only queued. The receiver restores no sooner
+ * than the source has its ACK, or it might run the image beside a source that
+ * never learnt of the ACK and went on; nor does it power off before the source
+ * has its ABORT, or the source waits for its timeout.
  */
-static int ack_delivered(int fd, int sec)
+static int delivered(int fd, int sec)
 {
 	double deadline = now_s() + sec;
 	int queued;
@@ -529,7 +530,7 @@ static int send_image(struct link *l, int snap, uint64_t *image_bytes, uint32_t 
 		return -1;
 	/* The receiver still loads and checks the image before it answers. */
 	set_timeouts(l->fd, 3 * io_timeout_sec);
-	/* It restores once its ACK is acknowledged (ack_delivered()): no delayed ACK. */
+	/* It restores once its ACK is acknowledged (delivered()): no delayed ACK. */
 	setsockopt(l->fd, IPPROTO_TCP, TCP_QUICKACK, &(int){ 1 }, sizeof(int));
 	type = recv_frame(l, iobuf, ack_len, why);
 	if (type != MCG_MIG_ACK) {
@@ -906,7 +907,7 @@ static int role_receive(const char *port_str)
 		why = "sending ACK failed";
 		goto abort;
 	}
-	if (ack_delivered(l.fd, io_timeout_sec)) {
+	if (delivered(l.fd, io_timeout_sec)) {
 		why = "the source did not take the ACK";
 		goto abort;
 	}
@@ -937,7 +938,8 @@ abort:
 	console_loud(NULL);
 	say("MCG-EVENT receive-aborted reason=\"%s\" errno=\"%s\" image=never-run", why, strerror(errno));
 	if (l.fd >= 0) {
-		send_frame(&l, MCG_MIG_ABORT, NULL, 0);
+		if (!send_frame(&l, MCG_MIG_ABORT, NULL, 0))
+			delivered(l.fd, io_timeout_sec);
 		close(l.fd);
 	}
 	if (snap >= 0)
