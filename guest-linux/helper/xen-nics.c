@@ -145,7 +145,7 @@ int xen_nics_hand_over(int which, int timeout_ms)
 {
 	char list[XS_PAYLOAD_MAX + 1], *vif;
 	double deadline = now_ms() + timeout_ms;
-	int fd = open(XEN_NICS_XENBUS, O_RDWR), n = 0;
+	int fd = open("/dev/xen/xenbus", O_RDWR), n = 0;
 
 	if (fd < 0)
 		return 0;
@@ -155,6 +155,8 @@ int xen_nics_hand_over(int which, int timeout_ms)
 		close(fd);
 		return 0;
 	}
+	if (which == XEN_NICS_ALL && *list)
+		printf("MCG-EVENT xen-nics handing over\n");
 	for (vif = list; *vif; vif += strlen(vif) + 1, n++) {
 		if (hand_over(fd, vif, which, deadline)) {
 			printf("MCG-EVENT xen-nic-handover-failed vif=%s errno=\"%s\"\n", vif, strerror(errno));

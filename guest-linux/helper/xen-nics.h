@@ -3,8 +3,6 @@
 #ifndef MCG_XEN_NICS_H
 #define MCG_XEN_NICS_H
 
-#define XEN_NICS_XENBUS "/dev/xen/xenbus"	/* there on Xen only */
-
 enum {
 	XEN_NICS_IDLE,	/* only the NICs this kernel does not use (they are down) */
 	XEN_NICS_ALL,	/* every NIC not handed over yet */
