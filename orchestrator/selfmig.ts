@@ -85,6 +85,8 @@ export interface RunResult {
   qemuStats?: Record<string, unknown>;
   probe: ProbeSummary;
   verify: string;
+  /** the running copy's answer to "verify" through its migration NIC, which it would migrate on again */
+  verifyViaMigrationNic: string;
   sourceRunning: boolean;
   targetRunning: boolean;
   /**
@@ -265,6 +267,7 @@ export async function runMigration(opts: RunOptions): Promise<RunResult> {
     }
     await sleep(1000);
     const verify = await verifyWorkload(probe);
+    const verifyViaMigrationNic = await probe.udp(`${MIG_SOURCE_IP}:7002`, 'verify', 15_000);
     const summary = await probe.stop();
     const events = [...source.console, ...receiver.console].filter((l) => l.startsWith('MCG-EVENT'));
     const timeline: Record<string, number> = {};
@@ -297,6 +300,7 @@ export async function runMigration(opts: RunOptions): Promise<RunResult> {
       qemuStats,
       probe: summary,
       verify,
+      verifyViaMigrationNic,
       sourceRunning: source.running,
       targetRunning: receiver.running,
       imageRan: qemuMode ? true : receiver.console.some((l) => /MCG-EVENT restored/.test(l)),

@@ -9,6 +9,8 @@ export const SVC_HOST_IP = '10.99.0.1';
 export const SVC_GUEST_IP = '10.99.0.2';
 export const MIG_SOURCE_IP = '10.98.0.1';
 export const MIG_RECEIVER_IP = '10.98.0.2';
+/** the host on the migration network, to check a guest's migration NIC */
+export const MIG_HOST_IP = '10.98.0.254';
 
 function ip(...args: string[]): void {
   execFileSync('ip', args, { stdio: ['ignore', 'ignore', 'pipe'] });
@@ -34,6 +36,7 @@ export class Testbed {
         tb.run('link', 'set', br, 'up');
       }
       tb.run('addr', 'add', `${SVC_HOST_IP}/24`, 'dev', 'brsvc');
+      tb.run('addr', 'add', `${MIG_HOST_IP}/24`, 'dev', 'brmig');
     } catch (err) {
       tb.destroy();
       throw err;
