@@ -277,7 +277,7 @@ export async function runMigration(opts: RunOptions): Promise<RunResult> {
     };
     mark('source_last_round', source, /MCG-EVENT round \d+ /);
     mark('source_image_sending', source, /MCG-EVENT image-sending/);
-    mark('source_acked', source, /MCG-EVENT migrated/);
+    mark('source_reported', source, /MCG-EVENT migrated/); // after idling while the target restores
     mark('target_restored', receiver, /MCG-EVENT restored/);
     const imageLine = source.console
       .map((l) => /Delta image created \((\d+) of (\d+) pages copied, (\d+) user pages not hashed, (\d+) text pages not hashed, (\d+) of (\d+) blocks|Image created \((\d+) pages/.exec(l))

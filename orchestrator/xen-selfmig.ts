@@ -194,7 +194,7 @@ export async function runXenMigration(opts: XenRunOptions): Promise<XenRunResult
     if (opts.mode !== 'xl') bytes = Number((sourceStats as { total_bytes?: number } | undefined)?.total_bytes ?? 0);
     const rounds = opts.mode === 'xl' ? 1 : ((sourceStats as { rounds?: unknown[] } | undefined)?.rounds?.length ?? 0) + 1;
     const timeline: Record<string, number> = {};
-    const events = { source_snapshot_taken: ['source', /MCG-EVENT image-sending/], source_acked: ['source', /MCG-EVENT migrated/],
+    const events = { source_snapshot_taken: ['source', /MCG-EVENT image-sending/], source_reported: ['source', /MCG-EVENT migrated/],
       receiver_handing_over: ['receiver', /MCG-EVENT xen-nics handing over/], receiver_restoring: ['receiver', /MCG-EVENT acked: restoring/], target_restored: ['receiver', /MCG-EVENT restored/] } as const;
     for (const [name, [dom, re]] of Object.entries(events)) {
       const at = host.vm.timeOf(new RegExp(`^\\[${dom}\\] .*${re.source}`));
