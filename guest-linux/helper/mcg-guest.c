@@ -33,6 +33,7 @@
 #include <sys/utsname.h>
 #include <sys/wait.h>
 #include <time.h>
+#include <termios.h>
 #include <unistd.h>
 
 #include "mcg/migration.h"
@@ -724,6 +725,8 @@ static int role_migrate(const char *mode_name, const char *target)
 	emit_stats(mode_name, mode == MCG_MIG_MODE_PRECOPY ? &pc : NULL, t0, t_freeze, t_created,
 		   t_acked, image_bytes, &l);
 	say("MCG-EVENT migrated: the target runs this system now; powering off the source");
+	/* The serial port still sends what the tty holds; the kernel's lines must not cut in. */
+	tcdrain(STDOUT_FILENO);
 	sync();
 	reboot(LINUX_REBOOT_CMD_POWER_OFF);
 	die("power off");
