@@ -211,7 +211,7 @@ export async function runMigration(opts: RunOptions): Promise<RunResult> {
     const qemuMode = opts.mode === 'qemu';
     // QEMU's migration needs identical machines; ours only the same kernel and RAM.
     const sourceAppend = `${GUEST_CONSOLE} ${process.env.MCG_EXTRA_APPEND ?? ""} mcg_role=workload mcg_svc_ip=${SVC_GUEST_IP}/24 mcg_mig_ip=${MIG_SOURCE_IP}/24 mcg_io_timeout=${io} ${workload} ${opts.sourceAppend ?? ''}`;
-    // Preallocated for every method alike: each VM's RAM exists before it runs, as on Xen.
+    // Preallocated for every method alike: each VM's memory is backed before it runs, as on Xen.
     const common = { kernel: opts.guest.kernel, initrd: opts.guest.initrd, memoryMiB: GUEST_MEMORY_MIB, wrapper: tb.wrapper, preallocate: true };
     const source = Vm.start({
       ...common, name: 'source', append: sourceAppend, consoleLog: join(work, 'source.log'), qmpSocket: join(work, 'source.qmp'),
