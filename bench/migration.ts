@@ -5,6 +5,7 @@
 // request every 5 ms from outside the guest). Median of RUNS runs each.
 import { buildGuest, runMigration, type Mode, type RunResult } from '../orchestrator/selfmig.js';
 import { machineLine, table } from './machine.js';
+import { canLockMemory } from '../node-agent/qemu.js';
 
 const RUNS = 3;
 /*
@@ -34,7 +35,9 @@ function summarize(r: RunResult): Omit<Row, 'runs' | 'failed_runs'> {
 }
 
 export async function benchMigration(json: boolean): Promise<void> {
-  console.log(`mcg migration benchmark: ${RUNS} runs per method, 256 MiB guest, 64 MiB buffer written at 2000 words/s\n${machineLine()}`);
+  // Every method's VMs alike (VmSpec.preallocate).
+  const backing = canLockMemory() ? 'all QEMU memory locked' : 'guest RAM preallocated';
+  console.log(`mcg migration benchmark: ${RUNS} runs per method, 256 MiB guest (${backing}), 64 MiB buffer written at 2000 words/s\n${machineLine()}`);
   const guest = buildGuest();
   const modes: Mode[] = ['precopy', 'stopcopy', 'qemu'];
   const results: Record<string, Row> = {};

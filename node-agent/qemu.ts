@@ -21,6 +21,11 @@ export function chooseAccel(): Accel {
   return /^flags\s*:.*\b(vmx|svm)\b/m.test(cpuinfo) ? 'kvm' : 'tcg';
 }
 
+/** Whether a preallocated VM also gets all of QEMU's memory locked: that needs root (RLIMIT_MEMLOCK). */
+export function canLockMemory(): boolean {
+  return process.getuid?.() === 0;
+}
+
 export interface NicSpec {
   /** tap device name (in the namespace QEMU runs in) */
   tap: string;
@@ -86,8 +91,7 @@ export class Vm {
   }
 
   static start(spec: VmSpec, accel: Accel = chooseAccel()): Vm {
-    // Locking needs root (RLIMIT_MEMLOCK); without it the RAM is still preallocated.
-    const lockAll = spec.preallocate && process.getuid?.() === 0;
+    const lockAll = spec.preallocate && canLockMemory();
     const args = [
       '-accel', lockAll && accel === 'tcg' ? 'tcg,tb-size=256' : accel,
       '-machine', 'q35', '-cpu', spec.cpu ?? (accel === 'kvm' ? 'host' : 'qemu64'),
