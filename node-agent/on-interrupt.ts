@@ -5,7 +5,7 @@
 // newest first (a VM dies before the namespace it runs in), and the process
 // exits with 128 + the signal number, as a shell reports it.
 import type { ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { constants } from 'node:os';
 
 const undos = new Set<() => void>();
@@ -35,10 +35,32 @@ export function onInterrupt(undo: () => void): () => void {
   return () => undos.delete(undo);
 }
 
-/** Kills `child` (by its PID) if the process is interrupted while it runs. */
+/**
+ * Kills `child` (by its PID) if the process is interrupted while it runs, and waits until it
+ * no longer runs: a killed QEMU takes milliseconds to die, and this process exits right after.
+ */
 export function killOnInterrupt(child: ChildProcess): void {
-  const drop = onInterrupt(() => child.kill('SIGKILL'));
+  const drop = onInterrupt(() => {
+    child.kill('SIGKILL');
+    if (child.pid !== undefined) waitUntilStopped(child.pid, STOP_WAIT_MS);
+  });
   child.once('exit', drop);
+}
+
+const STOP_WAIT_MS = 5000;
+
+/** Blocks until `pid` is gone or a zombie (a signal handler has no event loop left to wait in). */
+function waitUntilStopped(pid: number, timeoutMs: number): void {
+  const nap = new Int32Array(new SharedArrayBuffer(4));
+  for (const deadline = Date.now() + timeoutMs; Date.now() < deadline; Atomics.wait(nap, 0, 0, 2)) {
+    let stat: string;
+    try {
+      stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    } catch {
+      return; // gone (or no /proc: nothing to wait with)
+    }
+    if (stat.slice(stat.lastIndexOf(')') + 2).startsWith('Z')) return;
+  }
 }
 
 /** A temp dir removed on interrupt; `remove()` removes it (or keeps it, when asked) and drops the undo. */
