@@ -59,6 +59,12 @@ describe.sequential('self-migration between two QEMU guests', () => {
     expect(received.image_bytes).toBeLessThan(r.image!.copied * 4096);
     // Framing (frame headers, pfns, image metadata) adds under 2 %.
     expect(s.total_bytes / s.page_bytes - 1).toBeLessThan(0.02);
+    // Under TCG both guests rehearsed their stop at boot (patch 0029): the source as it
+    // resumes after its snapshot, the receiver as the image restored there resumes.
+    if (r.accel === 'tcg') {
+      expect(r.events).toContainEqual(expect.stringMatching(/^MCG-EVENT rehearsed resume=thaw /));
+      expect(r.events).toContainEqual(expect.stringMatching(/^MCG-EVENT rehearsed resume=restore /));
+    }
   }, 300_000);
 
   it('pre-copy: a delta that outgrows its snapshot buffer is retried with a bigger one', async () => {

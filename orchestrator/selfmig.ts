@@ -209,8 +209,12 @@ export async function runMigration(opts: RunOptions): Promise<RunResult> {
     const io = opts.ioTimeoutSec ?? 10;
     const workload = `mcg_wl_mib=${opts.workloadMiB ?? 64} mcg_wl_rate=${opts.workloadRate ?? 2000}`;
     const qemuMode = opts.mode === 'qemu';
+    // Under TCG our guests run their stop once at boot, so that a migration's stop is not
+    // also translating its code (guest-linux/init). QEMU's own migration runs no guest code
+    // while stopped.
+    const rehearse = accel === 'tcg' && !qemuMode ? 'mcg_rehearse=1' : '';
     // QEMU's migration needs identical machines; ours only the same kernel and RAM.
-    const sourceAppend = `${GUEST_CONSOLE} ${process.env.MCG_EXTRA_APPEND ?? ""} mcg_role=workload mcg_svc_ip=${SVC_GUEST_IP}/24 mcg_mig_ip=${MIG_SOURCE_IP}/24 mcg_io_timeout=${io} ${workload} ${opts.sourceAppend ?? ''}`;
+    const sourceAppend = `${GUEST_CONSOLE} ${process.env.MCG_EXTRA_APPEND ?? ""} mcg_role=workload mcg_svc_ip=${SVC_GUEST_IP}/24 mcg_mig_ip=${MIG_SOURCE_IP}/24 mcg_io_timeout=${io} ${workload} ${rehearse} ${opts.sourceAppend ?? ''}`;
     // Preallocated for every method alike: each VM's memory is backed before it runs, as on Xen.
     const common = { kernel: opts.guest.kernel, initrd: opts.guest.initrd, memoryMiB: GUEST_MEMORY_MIB, wrapper: tb.wrapper, preallocate: true };
     const source = Vm.start({
@@ -220,7 +224,7 @@ export async function runMigration(opts: RunOptions): Promise<RunResult> {
     vms.push(source);
     const receiver = Vm.start({
       ...common, memoryMiB: opts.receiverMemoryMiB ?? GUEST_MEMORY_MIB, name: 'receiver', consoleLog: join(work, 'receiver.log'), qmpSocket: join(work, 'receiver.qmp'),
-      append: qemuMode ? sourceAppend : `${GUEST_CONSOLE} ${process.env.MCG_EXTRA_APPEND ?? ""} mcg_role=receive mcg_mig_ip=${MIG_RECEIVER_IP}/24 mcg_port=${RECEIVER_PORT} mcg_io_timeout=${io}`,
+      append: qemuMode ? sourceAppend : `${GUEST_CONSOLE} ${process.env.MCG_EXTRA_APPEND ?? ""} mcg_role=receive mcg_mig_ip=${MIG_RECEIVER_IP}/24 mcg_port=${RECEIVER_PORT} mcg_io_timeout=${io} ${rehearse}`,
       nics: [{ tap: taps.dstSvc, mac: SVC_MAC }, { tap: taps.dstMig, mac: qemuMode ? MIG_MAC[0] : MIG_MAC[1] }],
       extraArgs: qemuMode ? ['-incoming', 'tcp:127.0.0.1:4444'] : [],
     }, accel);

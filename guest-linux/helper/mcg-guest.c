@@ -5,6 +5,7 @@
  *   workload            memory writer + counter services + control port
  *   migrate MODE H:P    move this running system to a receiver (MODE: stopcopy|precopy)
  *   receive PORT        receive a migrating system and become it
+ *   rehearse thaw|restore  stop and resume once as a migration will (at boot)
  * Reports on stdout (the serial console): "MCG-EVENT name ..." and
  * "MCG-STATS {json}" lines that the host harness parses.
  * Dies loudly with strerror(errno) on anything unexpected.
@@ -747,6 +748,47 @@ failed_running:
 	return 1;
 }
 
+/*
+ * Under an emulator that translates guest code when it first runs (QEMU's
+ * TCG), a migration's stop ran code this VM had never run: the devices' and
+ * the system core's suspend and resume.  Run them once at boot, as the source
+ * resumes after its snapshot (thaw) or as the image restored here will
+ * (restore).  Not fatal: a failed rehearsal only leaves that code cold.
+ */
+static int role_rehearse(const char *resume)
+{
+	double t0 = now_s();
+	const char *why = NULL;
+	int snap, err = 0;
+
+	if (strcmp(resume, "thaw") && strcmp(resume, "restore")) {
+		say("MCG-EVENT rehearse-failed reason=\"unknown resume %s\"", resume);
+		return 2;
+	}
+	snap = open("/dev/snapshot", O_RDONLY);
+	if (snap < 0) {
+		say("MCG-EVENT rehearse-failed reason=\"open /dev/snapshot failed\" errno=\"%s\"",
+		    strerror(errno));
+		return 1;
+	}
+	console_quiet();
+	if (ioctl(snap, SNAPSHOT_FREEZE) < 0)
+		why = "SNAPSHOT_FREEZE failed";
+	else if (ioctl(snap, SNAPSHOT_PRECOPY_REHEARSE, !strcmp(resume, "restore")) < 0)
+		why = "SNAPSHOT_PRECOPY_REHEARSE failed";
+	if (why)
+		err = errno;
+	ioctl(snap, SNAPSHOT_UNFREEZE);
+	console_loud(NULL);
+	close(snap);
+	if (why) {
+		say("MCG-EVENT rehearse-failed reason=\"%s\" errno=\"%s\"", why, strerror(err));
+		return 1;
+	}
+	say("MCG-EVENT rehearsed resume=%s seconds=%.3f", resume, now_s() - t0);
+	return 0;
+}
+
 /* ---------------------------------------------------------------- receiver */
 
 /*
@@ -968,6 +1010,9 @@ int main(int argc, char **argv)
 		return role_migrate(argv[2], argv[3]);
 	if (argc >= 3 && !strcmp(argv[1], "receive"))
 		return role_receive(argv[2]);
-	fprintf(stderr, "usage: mcg-guest workload | migrate stopcopy|precopy HOST:PORT | receive PORT\n");
+	if (argc >= 3 && !strcmp(argv[1], "rehearse"))
+		return role_rehearse(argv[2]);
+	fprintf(stderr, "usage: mcg-guest workload | migrate stopcopy|precopy HOST:PORT | receive PORT"
+		" | rehearse thaw|restore\n");
 	return 2;
 }
