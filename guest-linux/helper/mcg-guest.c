@@ -751,9 +751,11 @@ failed_running:
 /*
  * Under an emulator that translates guest code when it first runs (QEMU's
  * TCG), a migration's stop ran code this VM had never run: the devices' and
- * the system core's suspend and resume.  Run them once at boot, as the source
- * resumes after its snapshot (thaw) or as the image restored here will
- * (restore).  Not fatal: a failed rehearsal only leaves that code cold.
+ * the system core's suspend and resume, and the restored system's first steps.
+ * Run them once at boot with the ioctls a migration makes, minus the rounds
+ * and the image: as the source resumes after its snapshot (thaw) or as the
+ * image restored here will (restore).  Not fatal: a failed rehearsal only
+ * leaves that code cold.
  */
 static int role_rehearse(const char *resume)
 {
@@ -772,12 +774,16 @@ static int role_rehearse(const char *resume)
 		return 1;
 	}
 	console_quiet();
-	if (ioctl(snap, SNAPSHOT_FREEZE) < 0)
+	/* Pre-copy state too: closing frees it, as on a restored system. */
+	if (ioctl(snap, SNAPSHOT_PRECOPY_START) < 0)
+		why = "SNAPSHOT_PRECOPY_START failed";
+	else if (ioctl(snap, SNAPSHOT_FREEZE) < 0)
 		why = "SNAPSHOT_FREEZE failed";
 	else if (ioctl(snap, SNAPSHOT_PRECOPY_REHEARSE, !strcmp(resume, "restore")) < 0)
 		why = "SNAPSHOT_PRECOPY_REHEARSE failed";
 	if (why)
 		err = errno;
+	ioctl(snap, SNAPSHOT_FREE);
 	ioctl(snap, SNAPSHOT_UNFREEZE);
 	console_loud(NULL);
 	close(snap);
