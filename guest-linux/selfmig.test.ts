@@ -116,6 +116,8 @@ describe.sequential('self-migration between two QEMU guests', () => {
     expect(r.sourceRunning).toBe(true);
     expect(r.targetRunning).toBe(false);
     expect(r.events.some((e) => /migrate-failed .*source=running/.test(e))).toBe(true);
+    // The failure hit the phase it names: the final round had begun, or not.
+    expect(r.events.some((e) => /MCG-EVENT image-sending/.test(e))).toBe(failure.at === 'final-round');
     expectWorkloadIntact(r);
   }, 300_000);
 });

@@ -45,8 +45,19 @@ export function buildGuest(): GuestArtifacts {
 
 export type Mode = 'precopy' | 'stopcopy' | 'qemu';
 
-/** Where to inject a failure, named by the source console event that triggers it. */
+/**
+ * Where to inject a failure. The source holds 2 s at the later two points (a test hook), so
+ * that the failure lands there however slowly this host reacts to the source's console: a
+ * final round takes ~10 ms, and a failure after the receiver's ACK is no longer a fail-safe
+ * case.
+ */
 export type FailurePoint = 'early' | 'mid-precopy' | 'final-round';
+const FAILURE_HOLD_MS = 2000;
+const FAILURE_HOOKS: Record<FailurePoint, { append: string; trigger: RegExp }> = {
+  early: { append: '', trigger: /MCG-EVENT migrate-start/ },
+  'mid-precopy': { append: `mcg_test_hold_round_ms=${FAILURE_HOLD_MS}`, trigger: /MCG-EVENT test-hook holding after round 1 / },
+  'final-round': { append: `mcg_test_hold_image_ms=${FAILURE_HOLD_MS}`, trigger: /MCG-EVENT test-hook holding the image / },
+};
 export interface Failure {
   at: FailurePoint;
   how: 'kill-receiver' | 'break-link';
@@ -214,7 +225,7 @@ export async function runMigration(opts: RunOptions): Promise<RunResult> {
     // while stopped.
     const rehearse = accel === 'tcg' && !qemuMode ? 'mcg_rehearse=1' : '';
     // QEMU's migration needs identical machines; ours only the same kernel and RAM.
-    const sourceAppend = `${GUEST_CONSOLE} ${process.env.MCG_EXTRA_APPEND ?? ""} mcg_role=workload mcg_svc_ip=${SVC_GUEST_IP}/24 mcg_mig_ip=${MIG_SOURCE_IP}/24 mcg_io_timeout=${io} ${workload} ${rehearse} ${opts.sourceAppend ?? ''}`;
+    const sourceAppend = `${GUEST_CONSOLE} ${process.env.MCG_EXTRA_APPEND ?? ""} mcg_role=workload mcg_svc_ip=${SVC_GUEST_IP}/24 mcg_mig_ip=${MIG_SOURCE_IP}/24 mcg_io_timeout=${io} ${workload} ${rehearse} ${opts.sourceAppend ?? ''} ${opts.failure ? FAILURE_HOOKS[opts.failure.at].append : ''}`;
     // Preallocated for every method alike: each VM's memory is backed before it runs, as on Xen.
     const common = { kernel: opts.guest.kernel, initrd: opts.guest.initrd, memoryMiB: GUEST_MEMORY_MIB, wrapper: tb.wrapper, preallocate: true };
     const source = Vm.start({
@@ -324,8 +335,7 @@ export async function runMigration(opts: RunOptions): Promise<RunResult> {
 }
 
 async function injectFailure(f: Failure, source: Vm, receiver: Vm, tb: Testbed, receiverMigTap: string, log: (l: string) => void): Promise<void> {
-  const trigger = { early: /MCG-EVENT migrate-start/, 'mid-precopy': /MCG-EVENT round 1 /, 'final-round': /MCG-EVENT image-sending/ }[f.at];
-  await source.waitFor(trigger, 120_000);
+  await source.waitFor(FAILURE_HOOKS[f.at].trigger, 120_000);
   log(`injecting ${f.how} at ${f.at}`);
   if (f.how === 'kill-receiver') await receiver.stop();
   else tb.setLink(receiverMigTap, false);
