@@ -840,6 +840,68 @@ static int write_image(int snap, const char *p, size_t len, struct image_load_st
 /* Offset of swsusp_info.pages in the image header page (x86_64, 6.1). */
 #define SWSUSP_INFO_PAGES_OFFSET 424
 
+/*
+ * The receiver's stats are written out while the system stands still, by
+ * hand: under emulation snprintf() took 0.56-0.63 ms there, these 0.23-0.31.
+ */
+static char *put_str(char *p, const char *s)
+{
+	while (*s)
+		*p++ = *s++;
+	return p;
+}
+
+static char *put_u64(char *p, unsigned long long v)
+{
+	char digits[20];
+	int n = 0;
+
+	do
+		digits[n++] = '0' + v % 10;
+	while (v /= 10);
+	while (n)
+		*p++ = digits[--n];
+	return p;
+}
+
+/* @s seconds with four decimals */
+static char *put_seconds(char *p, double s)
+{
+	unsigned long long u = s * 1e4 + 0.5;
+	int i;
+
+	p = put_u64(p, u / 10000);
+	*p++ = '.';
+	for (i = 1000; i; i /= 10)
+		*p++ = '0' + u / i % 10;
+	return p;
+}
+
+/* The receiver's stats as JSON in @buf; returns the length. */
+static size_t receiver_stats(char *buf, uint64_t precopy_pages, uint64_t image_bytes,
+			     double receive_s, double image_s, double freeze_s,
+			     const struct image_load_stats *load)
+{
+	char *p = buf;
+
+	p = put_str(p, "{\"receiver\":true,\"precopy_pages\":");
+	p = put_u64(p, precopy_pages);
+	p = put_str(p, ",\"image_bytes\":");
+	p = put_u64(p, image_bytes);
+	p = put_str(p, ",\"receive_seconds\":");
+	p = put_seconds(p, receive_s);
+	p = put_str(p, ",\"image_seconds\":");
+	p = put_seconds(p, image_s);
+	p = put_str(p, ",\"freeze_seconds\":");
+	p = put_seconds(p, freeze_s);
+	p = put_str(p, ",\"image_load_seconds\":");
+	p = put_seconds(p, load->seconds);
+	p = put_str(p, ",\"image_longest_frame_seconds\":");
+	p = put_seconds(p, load->longest);
+	p = put_str(p, "}");
+	return p - buf;
+}
+
 static int role_receive(const char *port_str)
 {
 	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons(atoi(port_str)) };
@@ -964,12 +1026,8 @@ static int role_receive(const char *port_str)
 	 * on QEMU (a line took 4-7 ms): the stats go in the ACK, and the source
 	 * prints them.
 	 */
-	len = snprintf(iobuf, MCG_MIG_MAX_PAYLOAD,
-		       "{\"receiver\":true,\"precopy_pages\":%llu,\"image_bytes\":%llu,\"receive_seconds\":%.4f,"
-		       "\"image_seconds\":%.4f,\"freeze_seconds\":%.4f,\"image_load_seconds\":%.4f,"
-		       "\"image_longest_frame_seconds\":%.4f}",
-		       (unsigned long long)precopy_pages, (unsigned long long)written, t_end - t_first,
-		       t_end - t_image, freeze_seconds, load.seconds, load.longest);
+	len = receiver_stats(iobuf, precopy_pages, written, t_end - t_first, t_end - t_image,
+			     freeze_seconds, &load);
 	if (send_frame(&l, MCG_MIG_ACK, iobuf, len)) {
 		why = "sending ACK failed";
 		goto abort;
