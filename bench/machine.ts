@@ -13,6 +13,14 @@ export function table(headers: string[], rows: (string | number)[][]): string {
   return [line(cells[0]), widths.map((w) => '-'.repeat(w)).join('  '), ...cells.slice(1).map(line)].join('\n');
 }
 
+/** `--runs N` among a bench's arguments: how many runs per method, 1 to 20. */
+export function runsArg(args: string[], dflt = 3): number {
+  const i = args.indexOf('--runs');
+  const runs = i >= 0 ? Number(args[i + 1]) : dflt;
+  if (!Number.isInteger(runs) || runs < 1 || runs > 20) throw new RangeError('--runs takes a whole number from 1 to 20');
+  return runs;
+}
+
 /** Runs fn repeatedly for about `ms` and returns operations per second. */
 export function opsPerSecond(fn: () => void, ms = 400): number {
   for (let i = 0; i < 1000; i++) fn(); // warm up

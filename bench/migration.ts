@@ -1,13 +1,14 @@
-// `npm run bench -- migration [--json]`: on the same guest, workload and probe,
-// in one run: our pre-copy self-migration, our stop-and-copy, and QEMU's own
-// live migration (QMP migrate to a second QEMU started with -incoming, default
-// settings). Downtime is the probe's longest gap between replies (a UDP
-// request every 5 ms from outside the guest). Median of RUNS runs each.
+// `npm run bench -- migration [--json] [--runs N]`: on the same guest, workload
+// and probe, in one run: our pre-copy self-migration, our stop-and-copy, and
+// QEMU's own live migration (QMP migrate to a second QEMU started with
+// -incoming, default settings). Downtime is the probe's longest gap between
+// replies (a UDP request every 5 ms from outside the guest). Median of N runs
+// each (3 unless told), the methods taking turns: this machine's speed drifts
+// over minutes, and one method's runs all in a row would carry its drift.
 import { buildGuest, runMigration, type Mode, type RunResult } from '../orchestrator/selfmig.js';
-import { machineLine, table } from './machine.js';
+import { machineLine, runsArg, table } from './machine.js';
 import { canLockMemory } from '../node-agent/qemu.js';
 
-const RUNS = 3;
 /*
  * A failed run of ours is a bug and stops the bench. A failed run of the peer (the
  * QEMU-migrated guest stopped answering after it resumed, in 2 of 15 bench runs here; see
@@ -34,31 +35,37 @@ function summarize(r: RunResult): Omit<Row, 'runs' | 'failed_runs'> {
   return { downtime_ms: r.probe.udp.maxGapMs, total_ms: r.timeline.target_restored ?? r.totalMs, bytes: s.total_bytes, rounds: s.rounds.length + 1, final_pages: s.final_pages };
 }
 
-export async function benchMigration(json: boolean): Promise<void> {
+export async function benchMigration(json: boolean, args: string[] = []): Promise<void> {
+  const runs = runsArg(args);
   // Every method's VMs alike (VmSpec.preallocate).
   const backing = canLockMemory() ? 'all QEMU memory locked' : 'guest RAM preallocated';
-  console.log(`mcg migration benchmark: ${RUNS} runs per method, 256 MiB guest (${backing}), 64 MiB buffer written at 2000 words/s\n${machineLine()}`);
+  console.log(`mcg migration benchmark: ${runs} run(s) per method, methods taking turns, 256 MiB guest (${backing}), 64 MiB buffer written at 2000 words/s\n${machineLine()}`);
   const guest = buildGuest();
   const modes: Mode[] = ['precopy', 'stopcopy', 'qemu'];
-  const results: Record<string, Row> = {};
+  const rows: Record<string, Omit<Row, 'runs' | 'failed_runs'>[]> = { precopy: [], stopcopy: [], qemu: [] };
+  let failed = 0;
   let accel = '';
-  for (const mode of modes) {
-    const rows: Omit<Row, 'runs' | 'failed_runs'>[] = [];
-    let failed = 0;
-    for (let i = 0; rows.length < RUNS; i++) {
-      const r = await runMigration({ mode, guest });
-      accel = r.accel;
-      if (!r.migrated || !r.verify.startsWith('verify ok') || r.probe.udp.missing || r.probe.udp.duplicates) {
-        const what = `${mode} run ${i + 1} did not migrate cleanly: ${JSON.stringify({ migrated: r.migrated, verify: r.verify, probe: r.probe.udp })}`;
-        if (mode !== 'qemu' || ++failed > PEER_RETRIES) throw new Error(what);
-        process.stderr.write(`${what}; running it again (the peer's failure ${failed} of at most ${PEER_RETRIES})\n`);
-        continue;
+  for (let turn = 1; turn <= runs; turn++) {
+    for (const mode of modes) {
+      for (;;) {
+        const r = await runMigration({ mode, guest });
+        accel = r.accel;
+        if (!r.migrated || !r.verify.startsWith('verify ok') || r.probe.udp.missing || r.probe.udp.duplicates) {
+          const what = `${mode} run ${turn} did not migrate cleanly: ${JSON.stringify({ migrated: r.migrated, verify: r.verify, probe: r.probe.udp })}`;
+          if (mode !== 'qemu' || ++failed > PEER_RETRIES) throw new Error(what);
+          process.stderr.write(`${what}; running it again (the peer's failure ${failed} of at most ${PEER_RETRIES})\n`);
+          continue;
+        }
+        rows[mode].push(summarize(r));
+        process.stderr.write(`${mode} run ${turn}: downtime ${rows[mode].at(-1)!.downtime_ms.toFixed(0)} ms\n`);
+        break;
       }
-      rows.push(summarize(r));
-      process.stderr.write(`${mode} run ${i + 1}: downtime ${rows.at(-1)!.downtime_ms.toFixed(0)} ms\n`);
     }
-    rows.sort((a, b) => a.downtime_ms - b.downtime_ms);
-    results[mode] = { ...rows[Math.floor(RUNS / 2)], runs: rows.map((r) => Math.round(r.downtime_ms)), failed_runs: failed };
+  }
+  const results: Record<string, Row> = {};
+  for (const mode of modes) {
+    const sorted = [...rows[mode]].sort((a, b) => a.downtime_ms - b.downtime_ms);
+    results[mode] = { ...sorted[Math.floor(runs / 2)], runs: sorted.map((r) => Math.round(r.downtime_ms)), failed_runs: mode === 'qemu' ? failed : 0 };
   }
   const q = results.qemu;
   const name: Record<string, string> = { precopy: 'mcg self-migration (pre-copy)', stopcopy: 'mcg stop-and-copy', qemu: "QEMU live migration (peer)" };
@@ -72,7 +79,7 @@ export async function benchMigration(json: boolean): Promise<void> {
       }),
     ),
   );
-  if (q.failed_runs) console.log(`\nQEMU's own migration failed ${q.failed_runs} run(s) (see above); the medians are of ${RUNS} clean runs`);
+  if (q.failed_runs) console.log(`\nQEMU's own migration failed ${q.failed_runs} run(s) (see above); the medians are of ${runs} clean runs`);
   const speedup = results.stopcopy.downtime_ms / results.precopy.downtime_ms;
   console.log(`\npre-copy downtime is ${speedup.toFixed(1)}x below stop-and-copy (goal >= 5x: ${speedup >= 5 ? 'met' : 'NOT met'}); ` +
     `${(results.precopy.downtime_ms / q.downtime_ms).toFixed(1)}x QEMU's (goal <= 1x: ${results.precopy.downtime_ms <= q.downtime_ms ? 'met' : 'NOT met'})`);

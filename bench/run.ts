@@ -12,7 +12,7 @@ const benches: Record<string, (json: boolean, args: string[]) => Promise<void>> 
 const [name, ...rest] = process.argv.slice(2);
 const run = benches[name ?? ''];
 if (!run) {
-  console.error(`usage: npm run bench -- <${Object.keys(benches).join('|')}> [--json] (xen: [--runs N])`);
+  console.error(`usage: npm run bench -- <${Object.keys(benches).join('|')}> [--json] (migration, xen: [--runs N])`);
   process.exit(2);
 }
 try {

@@ -6,7 +6,7 @@
 import { buildGuest } from '../orchestrator/selfmig.js';
 import { buildXenTestbed } from '../orchestrator/xen-testbed.js';
 import { runXenMigration, XEN_GUEST_MEMORY_MIB, type XenMode, type XenRunResult } from '../orchestrator/xen-selfmig.js';
-import { machineLine, table } from './machine.js';
+import { machineLine, table, runsArg } from './machine.js';
 
 interface Row {
   downtime_ms: number;
@@ -22,9 +22,7 @@ function summarize(r: XenRunResult): Omit<Row, 'runs'> {
 }
 
 export async function benchXen(json: boolean, args: string[]): Promise<void> {
-  const i = args.indexOf('--runs');
-  const runs = i >= 0 ? Number(args[i + 1]) : 3;
-  if (!Number.isInteger(runs) || runs < 1 || runs > 20) throw new RangeError('--runs takes a whole number from 1 to 20');
+  const runs = runsArg(args);
   console.log(`mcg Xen benchmark: ${runs} run(s) per method, ${XEN_GUEST_MEMORY_MIB} MiB PVH guest, 64 MiB buffer written at 2000 words/s, ` +
     `Xen 4.17 nested in QEMU TCG\n${machineLine()}`);
   const guest = buildGuest();
