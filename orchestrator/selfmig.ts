@@ -55,8 +55,8 @@ export type FailurePoint = 'early' | 'mid-precopy' | 'final-round';
 const FAILURE_HOLD_MS = 2000;
 const FAILURE_HOOKS: Record<FailurePoint, { append: string; trigger: RegExp }> = {
   early: { append: '', trigger: /MCG-EVENT migrate-start/ },
-  'mid-precopy': { append: `mcg_test_hold_round_ms=${FAILURE_HOLD_MS}`, trigger: /MCG-EVENT test-hook holding after round 1 / },
-  'final-round': { append: `mcg_test_hold_image_ms=${FAILURE_HOLD_MS}`, trigger: /MCG-EVENT test-hook holding the image / },
+  'mid-precopy': { append: `mcg_test_hold_at=round1 mcg_test_hold_ms=${FAILURE_HOLD_MS}`, trigger: /MCG-EVENT test-hook holding after round1 / },
+  'final-round': { append: `mcg_test_hold_at=image mcg_test_hold_ms=${FAILURE_HOLD_MS}`, trigger: /MCG-EVENT test-hook holding after image / },
 };
 export interface Failure {
   at: FailurePoint;

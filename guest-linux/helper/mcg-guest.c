@@ -320,11 +320,26 @@ static int read_all(int fd, void *p, size_t len)
  */
 static long corrupt_frame = -1, truncate_frame = -1;
 /*
- * Test hook: hold this long after the first image frame, stopped, so that a
- * test breaks the migration in its final round however slowly its host reacts
- * (the final round takes ~10 ms; 0: off).
+ * Test hook: hold for hold_ms once a frame is sent, after round 1 ("round1",
+ * running) or after the first image frame ("image", stopped), so that a test
+ * breaks the migration in that phase however slowly its host reacts (the final
+ * round takes ~10 ms).
  */
-static unsigned long hold_image_ms;
+static const char *hold_at;
+static unsigned long hold_ms;
+
+static void test_hold_after(int type, const void *payload)
+{
+	const char *at = type == MCG_MIG_IMAGE ? "image" :
+		type == MCG_MIG_ROUND_END && ((const struct mcg_mig_round *)payload)->round == 1 ?
+		"round1" : NULL;
+
+	if (!hold_at || !at || strcmp(hold_at, at))
+		return;
+	hold_at = NULL;
+	say("MCG-EVENT test-hook holding after %s ms=%lu", at, hold_ms);
+	usleep(hold_ms * 1000);
+}
 
 static int send_frame(struct link *l, int type, const void *payload, size_t len)
 {
@@ -350,6 +365,7 @@ static int send_frame(struct link *l, int type, const void *payload, size_t len)
 	l->send_seq++;
 	l->frames_sent++;
 	l->bytes_sent += sizeof(h) + len;
+	test_hold_after(type, payload);
 	return 0;
 }
 
@@ -531,10 +547,6 @@ static int send_image(struct link *l, int snap, uint64_t *image_bytes, uint32_t 
 		*why = "sending the image failed";
 		if (send_frame(l, MCG_MIG_IMAGE, iobuf, fill))
 			return -1;
-		if (!end.image_bytes && hold_image_ms) {
-			say("MCG-EVENT test-hook holding the image ms=%lu", hold_image_ms);
-			usleep(hold_image_ms * 1000);
-		}
 		end.image_bytes += fill;
 	}
 	end.frames = l->frames_sent;
@@ -1076,8 +1088,8 @@ int main(int argc, char **argv)
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	io_timeout_sec = env_ulong("mcg_io_timeout", 10);
 	precopy_test_first_buffer_pages = env_ulong("mcg_test_first_buffer_pages", 0);
-	precopy_test_hold_round_ms = env_ulong("mcg_test_hold_round_ms", 0);
-	hold_image_ms = env_ulong("mcg_test_hold_image_ms", 0);
+	hold_at = getenv("mcg_test_hold_at");
+	hold_ms = env_ulong("mcg_test_hold_ms", 0);
 	corrupt_frame = getenv("mcg_test_corrupt_frame") ? (long)env_ulong("mcg_test_corrupt_frame", 0) : -1;
 	truncate_frame = getenv("mcg_test_truncate_frame") ? (long)env_ulong("mcg_test_truncate_frame", 0) : -1;
 	if (argc >= 2 && !strcmp(argv[1], "workload"))

@@ -6,7 +6,6 @@
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <time.h>
-#include <unistd.h>
 
 #include "mcg/migration.h"
 #include "precopy.h"
@@ -89,11 +88,6 @@ static int one_round(int snap, void *link, precopy_send_fn send, struct precopy_
 	printf("MCG-EVENT round %u pages=%llu seconds=%.3f\n", st->nr_rounds,
 	       (unsigned long long)r->pages, r->seconds);
 	fflush(stdout);
-	if (st->nr_rounds == 1 && precopy_test_hold_round_ms) {
-		printf("MCG-EVENT test-hook holding after round 1 ms=%lu\n", precopy_test_hold_round_ms);
-		fflush(stdout);
-		usleep(precopy_test_hold_round_ms * 1000);
-	}
 	st->nr_rounds++;
 	return 0;
 }
@@ -134,7 +128,6 @@ int precopy_rounds(int snap, void *link, precopy_send_fn send, struct precopy_st
 }
 
 unsigned long precopy_test_first_buffer_pages;
-unsigned long precopy_test_hold_round_ms;
 
 int precopy_arm_final(int snap, const struct precopy_stats *st, unsigned int attempt)
 {

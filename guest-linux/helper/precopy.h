@@ -42,11 +42,6 @@ int precopy_rounds(int snap, void *link, precopy_send_fn send, struct precopy_st
 int precopy_arm_final(int snap, const struct precopy_stats *st, unsigned int attempt);
 /* Test hook: the first attempt's buffer in pages, to force a retry (0: off). */
 extern unsigned long precopy_test_first_buffer_pages;
-/*
- * Test hook: hold this long after round 1, running, so that a test breaks the
- * migration in mid pre-copy however slowly its host reacts (0: off).
- */
-extern unsigned long precopy_test_hold_round_ms;
 int precopy_receiver_start(int snap);
 /*
  * A whole round arrived: the kernel moves its reserve out of image frames and
