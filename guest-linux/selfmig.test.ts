@@ -25,6 +25,13 @@ function expectWorkloadIntact(r: RunResult) {
   expect(r.probe.udp.sinceMark).toBeGreaterThanOrEqual(20);
 }
 
+/** MemFree (KiB) a guest reported on the event line that `line` matches. */
+function memFreeKb(r: RunResult, line: RegExp): number {
+  const m = r.events.find((l) => line.test(l))?.match(/ mem_free_kb=(\d+)/);
+  expect(m, `a mem_free_kb on ${line}`).toBeTruthy();
+  return Number(m![1]);
+}
+
 /** The target runs the whole state; the source is gone. */
 function expectMigrated(r: RunResult) {
   expect(r.imageRan).toBe(true);
@@ -59,6 +66,11 @@ describe.sequential('self-migration between two QEMU guests', () => {
     expect(received.image_bytes).toBeLessThan(r.image!.copied * 4096);
     // Framing (frame headers, pfns, image metadata) adds under 2 %.
     expect(s.total_bytes / s.page_bytes - 1).toBeLessThan(0.02);
+    // What the migration allocated is free again on the target: the snapshot buffer (~6 MiB,
+    // freed once its tasks run again: patch 0033) and the pre-copy state (~4 MiB).
+    const freedKb = memFreeKb(r, /^MCG-EVENT restored /) - memFreeKb(r, /^MCG-EVENT migrate-start /);
+    log(`target MemFree minus source MemFree at migrate-start: ${freedKb} KiB`);
+    expect(freedKb).toBeGreaterThan(-2048);
     // Under TCG both guests rehearsed their stop at boot (patch 0029): the source as it
     // resumes after its snapshot, the receiver as the image restored there resumes.
     if (r.accel === 'tcg') {

@@ -60,6 +60,22 @@ static double now_s(void)
 	return ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
+/* MemFree in KiB, or -1: the tests compare it before and after a migration. */
+static long mem_free_kb(void)
+{
+	char line[128];
+	long kb = -1;
+	FILE *f = fopen("/proc/meminfo", "r");
+
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "MemFree: %ld kB", &kb) == 1)
+			break;
+	fclose(f);
+	return kb;
+}
+
 static void say(const char *fmt, ...)
 {
 	va_list ap;
@@ -673,7 +689,8 @@ static int role_migrate(const char *mode_name, const char *target)
 		say("MCG-EVENT migrate-failed reason=\"unknown mode %s\"", mode_name);
 		return 2;
 	}
-	say("MCG-EVENT migrate-start mode=%s target=%s", mode_name, target);
+	say("MCG-EVENT migrate-start mode=%s target=%s mem_free_kb=%ld", mode_name, target,
+	    mem_free_kb());
 	snap = open("/dev/snapshot", O_RDONLY);
 	if (snap < 0)
 		die("open /dev/snapshot");
@@ -714,14 +731,17 @@ static int role_migrate(const char *mode_name, const char *target)
 		say("MCG-EVENT final-round-retry attempt=%u", attempt + 1);
 	}
 	if (!in_suspend) {
-		/* We are the restored copy, running on the target. */
-		ioctl(snap, SNAPSHOT_FREE);
+		/*
+		 * We are the restored copy, running on the target. Thawing
+		 * first lets the services answer before the kernel frees what
+		 * the image's snapshot held (patch 0033).
+		 */
 		ioctl(snap, SNAPSHOT_UNFREEZE);
 		console_loud(NULL);
 		close(snap);
 		if (l.fd >= 0)
 			close(l.fd);
-		say("MCG-EVENT restored mode=%s", mode_name);
+		say("MCG-EVENT restored mode=%s mem_free_kb=%ld", mode_name, mem_free_kb());
 		return 0;
 	}
 	t_created = now_s();
