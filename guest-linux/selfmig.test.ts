@@ -93,6 +93,22 @@ describe.sequential('self-migration between two QEMU guests', () => {
     expectMigrated(r);
   }, 300_000);
 
+  it('pre-copy: a target that only answers, never sends first, is found: it announces itself', async () => {
+    // Without the probe's TCP stream the guest sends nothing unasked, so the network (a
+    // bridge here, a switch between hosts) delivers its traffic to the source's port until
+    // the target announces where it is now (patch 0035).
+    const r = await runMigration({ mode: 'precopy', guest, probeTcp: false, log });
+    expect(r.imageRan).toBe(true);
+    expect(r.sourceRunning).toBe(false);
+    expect(r.verify).toMatch(/^verify ok /);
+    expect(r.probe.udp).toMatchObject({ duplicates: 0, missing: 0, inOrder: true });
+    expect(r.probe.udp.sinceMark).toBeGreaterThanOrEqual(20);
+    // Found by its announcement, not because the source went away: the network delivered to
+    // the target already when it reported itself restored.
+    log(`service network at restore: ${JSON.stringify(r.serviceNetworkAtRestore)}`);
+    expect(r.serviceNetworkAtRestore?.port).toBe('target');
+  }, 300_000);
+
   it.each([
     { damage: 'corrupted', hook: 'mcg_test_corrupt_frame=3', reason: 'frame checksum mismatch' },
     { damage: 'truncated', hook: 'mcg_test_truncate_frame=3', reason: 'connection lost' },

@@ -11,7 +11,9 @@ import { connect, type Socket } from 'node:net';
 import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
 
-const { values: args } = parseArgs({ options: { target: { type: 'string', default: '10.99.0.2' }, 'interval-ms': { type: 'string', default: '5' } } });
+const { values: args } = parseArgs({
+  options: { target: { type: 'string', default: '10.99.0.2' }, 'interval-ms': { type: 'string', default: '5' }, 'no-tcp': { type: 'boolean', default: false } },
+});
 const target = args.target!;
 const intervalMs = Number(args['interval-ms']);
 const UDP_PORT = 7000;
@@ -70,7 +72,9 @@ function openTcp(): void {
     tcpClosed = true;
   });
 }
-openTcp();
+// Without the stream the guest sends nothing unasked: only its answers show where it is.
+if (args['no-tcp']) out({ ready: true });
+else openTcp();
 
 let mark = { udp: 0, tcp: 0 };
 

@@ -77,6 +77,11 @@ export interface RunOptions {
   sourceAppend?: string;
   /** a receiver of another RAM size, which must refuse the source (test hook) */
   receiverMemoryMiB?: number;
+  /**
+   * false: the probe keeps no TCP stream, so the guest sends nothing it is not asked for
+   * and the network learns where the target is only if it announces itself (test hook)
+   */
+  probeTcp?: boolean;
   log?: (line: string) => void;
 }
 
@@ -112,6 +117,11 @@ export interface RunResult {
   events: string[];
   /** host-observed ms since the migrate command, per guest event (self-migration only) */
   timeline: Record<string, number>;
+  /**
+   * Where the service network's bridge delivered the guest's frames as the target reported
+   * itself restored (the port it learnt last), and whether the source still ran then.
+   */
+  serviceNetworkAtRestore?: { port: 'target' | 'source' | 'unknown'; sourceRunning: boolean };
   totalMs: number;
 }
 
@@ -133,8 +143,10 @@ export class Probe {
     });
   }
 
-  static start(tb: Testbed): Probe {
-    const child = spawn(tb.wrapper[0], [...tb.wrapper.slice(1), process.execPath, join(REPO_ROOT, 'dist/orchestrator/probe.js'), '--target', SVC_GUEST_IP, '--interval-ms', '5'], { stdio: ['pipe', 'pipe', 'inherit'] });
+  /** tcp: false leaves out the TCP counter stream (its numbers are then never counted). */
+  static start(tb: Testbed, { tcp = true } = {}): Probe {
+    const args = ['--target', SVC_GUEST_IP, '--interval-ms', '5', ...(tcp ? [] : ['--no-tcp'])];
+    const child = spawn(tb.wrapper[0], [...tb.wrapper.slice(1), process.execPath, join(REPO_ROOT, 'dist/orchestrator/probe.js'), ...args], { stdio: ['pipe', 'pipe', 'inherit'] });
     return new Probe(child);
   }
 
@@ -244,11 +256,12 @@ export async function runMigration(opts: RunOptions): Promise<RunResult> {
     await source.waitFor(/MCG-EVENT services-ready/, BOOT_TIMEOUT_MS);
     if (!qemuMode) await receiver.waitFor(/MCG-EVENT receiver-ready/, BOOT_TIMEOUT_MS);
     log(`guests up (${accel}); source runs the workload, receiver waits`);
-    probe = Probe.start(tb);
+    probe = Probe.start(tb, { tcp: opts.probeTcp ?? true });
     await probe.ready;
     await sleep(opts.warmupMs ?? 1500);
 
     let qemuStats: Record<string, unknown> | undefined;
+    let serviceNetwork: RunResult['serviceNetworkAtRestore'];
     const tMigrate = performance.now();
     if (qemuMode) {
       const r = await source.qmp('migrate', { uri: 'tcp:127.0.0.1:4444' });
@@ -277,6 +290,10 @@ export async function runMigration(opts: RunOptions): Promise<RunResult> {
       });
       log(`migration ${outcome}`);
       probe.mark();
+      if (outcome === 'restored') {
+        const port = tb.portOf(SVC_MAC);
+        serviceNetwork = { port: port === taps.dstSvc ? 'target' : port === taps.srcSvc ? 'source' : 'unknown', sourceRunning: source.running };
+      }
       if (outcome === 'restored') await Promise.race([source.exited, sleep(30_000)]);
       else await Promise.race([receiver.exited, sleep(opts.failure ? 60_000 : 5000)]);
     }
@@ -321,6 +338,7 @@ export async function runMigration(opts: RunOptions): Promise<RunResult> {
       imageRan: qemuMode ? true : receiver.console.some((l) => /MCG-EVENT restored/.test(l)),
       events,
       timeline,
+      serviceNetworkAtRestore: serviceNetwork,
       totalMs: performance.now() - tMigrate,
     };
   } finally {

@@ -61,6 +61,13 @@ export class Testbed {
     return tap;
   }
 
+  /** The tap a bridge delivers frames for `mac` to now (what it learnt last), if it knows. */
+  portOf(mac: string, bridge: 'brsvc' | 'brmig' = 'brsvc'): string | undefined {
+    const fdb = execFileSync('bridge', ['-n', this.ns, 'fdb', 'show', 'br', bridge], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+    const entry = fdb.split('\n').find((l) => l.startsWith(`${mac} dev `) && !l.includes(' permanent'));
+    return entry?.split(' ')[2];
+  }
+
   /** Cuts or restores a guest's link (the fail-safe tests break the migration link). */
   setLink(tap: string, up: boolean): void {
     this.run('link', 'set', tap, up ? 'up' : 'down');
