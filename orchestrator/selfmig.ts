@@ -293,9 +293,10 @@ export async function runMigration(opts: RunOptions): Promise<RunResult> {
       if (outcome === 'restored') {
         const port = tb.portOf(SVC_MAC);
         serviceNetwork = { port: port === taps.dstSvc ? 'target' : port === taps.srcSvc ? 'source' : 'unknown', sourceRunning: source.running };
+        await Promise.race([source.exited, sleep(30_000)]);
+      } else {
+        await Promise.race([receiver.exited, sleep(opts.failure ? 60_000 : 5000)]);
       }
-      if (outcome === 'restored') await Promise.race([source.exited, sleep(30_000)]);
-      else await Promise.race([receiver.exited, sleep(opts.failure ? 60_000 : 5000)]);
     }
     await sleep(1000);
     const verify = await verifyWorkload(probe);
