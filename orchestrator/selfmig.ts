@@ -117,11 +117,8 @@ export interface RunResult {
   events: string[];
   /** host-observed ms since the migrate command, per guest event (self-migration only) */
   timeline: Record<string, number>;
-  /**
-   * Where the service network's bridge delivered the guest's frames as the target reported
-   * itself restored (the port it learnt last), and whether the source still ran then.
-   */
-  serviceNetworkAtRestore?: { port: 'target' | 'source' | 'unknown'; sourceRunning: boolean };
+  /** where the service bridge delivered the guest's frames as the target reported itself restored */
+  servicePortAtRestore?: 'target' | 'source' | 'unknown';
   totalMs: number;
 }
 
@@ -261,7 +258,7 @@ export async function runMigration(opts: RunOptions): Promise<RunResult> {
     await sleep(opts.warmupMs ?? 1500);
 
     let qemuStats: Record<string, unknown> | undefined;
-    let serviceNetwork: RunResult['serviceNetworkAtRestore'];
+    let servicePort: RunResult['servicePortAtRestore'];
     const tMigrate = performance.now();
     if (qemuMode) {
       const r = await source.qmp('migrate', { uri: 'tcp:127.0.0.1:4444' });
@@ -291,8 +288,8 @@ export async function runMigration(opts: RunOptions): Promise<RunResult> {
       log(`migration ${outcome}`);
       probe.mark();
       if (outcome === 'restored') {
-        const port = tb.portOf(SVC_MAC);
-        serviceNetwork = { port: port === taps.dstSvc ? 'target' : port === taps.srcSvc ? 'source' : 'unknown', sourceRunning: source.running };
+        const tap = tb.servicePortOf(SVC_MAC);
+        servicePort = tap === taps.dstSvc ? 'target' : tap === taps.srcSvc ? 'source' : 'unknown';
         await Promise.race([source.exited, sleep(30_000)]);
       } else {
         await Promise.race([receiver.exited, sleep(opts.failure ? 60_000 : 5000)]);
@@ -339,7 +336,7 @@ export async function runMigration(opts: RunOptions): Promise<RunResult> {
       imageRan: qemuMode ? true : receiver.console.some((l) => /MCG-EVENT restored/.test(l)),
       events,
       timeline,
-      serviceNetworkAtRestore: serviceNetwork,
+      servicePortAtRestore: servicePort,
       totalMs: performance.now() - tMigrate,
     };
   } finally {

@@ -61,9 +61,9 @@ export class Testbed {
     return tap;
   }
 
-  /** The tap a bridge delivers frames for `mac` to now (what it learnt last), if it knows. */
-  portOf(mac: string, bridge: 'brsvc' | 'brmig' = 'brsvc'): string | undefined {
-    const fdb = execFileSync('bridge', ['-n', this.ns, 'fdb', 'show', 'br', bridge], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+  /** The tap the service bridge delivers frames for `mac` to now (what it learnt last), if it knows. */
+  servicePortOf(mac: string): string | undefined {
+    const fdb = execFileSync('bridge', ['-n', this.ns, 'fdb', 'show', 'br', 'brsvc'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
     const entry = fdb.split('\n').find((l) => l.startsWith(`${mac} dev `) && !l.includes(' permanent'));
     return entry?.split(' ')[2];
   }
