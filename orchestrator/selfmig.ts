@@ -13,6 +13,15 @@ import { Vm, chooseAccel } from '../node-agent/qemu.js';
 import { MIG_RECEIVER_IP, MIG_SOURCE_IP, SVC_GUEST_IP, Testbed } from './testbed.js';
 
 export const GUEST_MEMORY_MIB = 256;
+/*
+ * Every VM has a receive area besides its guest's memory: a guest is booted without it
+ * (memmap=...$...), and a receiver boots into it and keeps out of the rest
+ * (precopy_receive_area=, patch 0037), so that what the receiving kernel allocates for itself
+ * sits in no frame the image uses, whose page would wait in a stash for the atomic restore
+ * to copy. Above the kernel image, which sits at 16 MiB and ends below 31 MiB.
+ */
+export const RECEIVE_AREA_MIB = 32;
+const RECEIVE_AREA_AT_MIB = 32;
 export const RECEIVER_PORT = 7100;
 const SVC_MAC = '52:54:00:00:99:02';
 const MIG_MAC = ['52:54:00:00:98:01', '52:54:00:00:98:02'];
@@ -82,6 +91,8 @@ export interface RunOptions {
    * and the network learns where the target is only if it announces itself (test hook)
    */
   probeTcp?: boolean;
+  /** false: no receive area; the receiver lives among the image's frames (bench comparisons) */
+  receiveArea?: boolean;
   log?: (line: string) => void;
 }
 
@@ -233,18 +244,22 @@ export async function runMigration(opts: RunOptions): Promise<RunResult> {
     // also translating its code (guest-linux/init). QEMU's own migration runs no guest code
     // while stopped.
     const rehearse = accel === 'tcg' && !qemuMode ? 'mcg_rehearse=1' : '';
+    const area = opts.receiveArea ?? true;
+    const areaMiB = area ? RECEIVE_AREA_MIB : 0;
+    const keepOut = area ? `memmap=${RECEIVE_AREA_MIB}M$${RECEIVE_AREA_AT_MIB}M` : '';
+    const keepTo = area ? `precopy_receive_area=${RECEIVE_AREA_MIB}M@${RECEIVE_AREA_AT_MIB}M` : '';
     // QEMU's migration needs identical machines; ours only the same kernel and RAM.
-    const sourceAppend = `${GUEST_CONSOLE} ${process.env.MCG_EXTRA_APPEND ?? ""} mcg_role=workload mcg_svc_ip=${SVC_GUEST_IP}/24 mcg_mig_ip=${MIG_SOURCE_IP}/24 mcg_io_timeout=${io} ${workload} ${rehearse} ${opts.sourceAppend ?? ''} ${opts.failure ? FAILURE_HOOKS[opts.failure.at].append : ''}`;
+    const sourceAppend = `${GUEST_CONSOLE} ${keepOut} ${process.env.MCG_EXTRA_APPEND ?? ""} mcg_role=workload mcg_svc_ip=${SVC_GUEST_IP}/24 mcg_mig_ip=${MIG_SOURCE_IP}/24 mcg_io_timeout=${io} ${workload} ${rehearse} ${opts.sourceAppend ?? ''} ${opts.failure ? FAILURE_HOOKS[opts.failure.at].append : ''}`;
     // Preallocated for every method alike: each VM's memory is backed before it runs, as on Xen.
-    const common = { kernel: opts.guest.kernel, initrd: opts.guest.initrd, memoryMiB: GUEST_MEMORY_MIB, wrapper: tb.wrapper, preallocate: true };
+    const common = { kernel: opts.guest.kernel, initrd: opts.guest.initrd, memoryMiB: GUEST_MEMORY_MIB + areaMiB, wrapper: tb.wrapper, preallocate: true };
     const source = Vm.start({
       ...common, name: 'source', append: sourceAppend, consoleLog: join(work, 'source.log'), qmpSocket: join(work, 'source.qmp'),
       nics: [{ tap: taps.srcSvc, mac: SVC_MAC }, { tap: taps.srcMig, mac: MIG_MAC[0] }],
     }, accel);
     vms.push(source);
     const receiver = Vm.start({
-      ...common, memoryMiB: opts.receiverMemoryMiB ?? GUEST_MEMORY_MIB, name: 'receiver', consoleLog: join(work, 'receiver.log'), qmpSocket: join(work, 'receiver.qmp'),
-      append: qemuMode ? sourceAppend : `${GUEST_CONSOLE} ${process.env.MCG_EXTRA_APPEND ?? ""} mcg_role=receive mcg_mig_ip=${MIG_RECEIVER_IP}/24 mcg_port=${RECEIVER_PORT} mcg_io_timeout=${io} ${rehearse}`,
+      ...common, memoryMiB: (opts.receiverMemoryMiB ?? GUEST_MEMORY_MIB) + areaMiB, name: 'receiver', consoleLog: join(work, 'receiver.log'), qmpSocket: join(work, 'receiver.qmp'),
+      append: qemuMode ? sourceAppend : `${GUEST_CONSOLE} ${keepTo} ${process.env.MCG_EXTRA_APPEND ?? ""} mcg_role=receive mcg_mig_ip=${MIG_RECEIVER_IP}/24 mcg_port=${RECEIVER_PORT} mcg_io_timeout=${io} ${rehearse}`,
       nics: [{ tap: taps.dstSvc, mac: SVC_MAC }, { tap: taps.dstMig, mac: qemuMode ? MIG_MAC[0] : MIG_MAC[1] }],
       extraArgs: qemuMode ? ['-incoming', 'tcp:127.0.0.1:4444'] : [],
     }, accel);
