@@ -1046,7 +1046,7 @@ static int role_receive(const char *port_str)
 	/* The NICs the receiver does not use are handed over now, not in the downtime. */
 	if (xen_nics_hand_over(XEN_NICS_IDLE, 5000) < 0)
 		die("handing idle Xen NICs over");
-	say("MCG-EVENT receiver-ready port=%s", port_str);
+	say("MCG-EVENT receiver-ready port=%s mem_free_kb=%ld", port_str, mem_free_kb());
 	l.fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
 	if (l.fd < 0)
 		die("accept");
